@@ -1,0 +1,1 @@
+"""Contracts: JSON Schema per document type, validation at intake, scenario classification."""

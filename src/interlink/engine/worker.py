@@ -1,0 +1,597 @@
+"""The delivery engine: claim → send → record.
+
+One :class:`Engine` per worker process. It claims due deliveries in batches under a lease,
+sends them through the transport within each flow's concurrency and rate limits, classifies
+every answer, and records the outcomes of many sends in one write (group commit). Everything
+that decides *what happens next* is pure and lives beside it: :mod:`.outcome` (what an answer
+means), :mod:`.retry` (when to try again), :mod:`.circuit` (when a downstream counts as down),
+:mod:`.holds` (where a delivery waits) and :mod:`.limits` (how fast).
+
+``step()`` runs one claim-send-record cycle and returns; tests drive it with a fake clock.
+``run()`` is the pipelined loop that ``serve`` and ``worker`` use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from interlink.clock import Clock
+from interlink.config import Flow, Topology
+from interlink.engine import circuit as breaker
+from interlink.engine.circuit import Circuit, CircuitPolicy, CircuitState, Transition
+from interlink.engine.holds import placement
+from interlink.engine.limits import TokenBucket
+from interlink.engine.outcome import Classified, Outcome, classify_error, classify_response
+from interlink.engine.retry import RetryPolicy
+from interlink.errors import InterlinkError, TransportError
+from interlink.metrics import CIRCUIT, LATENCY, OUTCOMES
+from interlink.model import DeadReason, HoldReason, Status
+from interlink.store import queries as q
+from interlink.store.db import Store
+from interlink.transports.base import Request, Transport
+from interlink.transports.signing import delivery_headers
+
+log = logging.getLogger("interlink.engine")
+
+RESPONSE_KEEP = 4096
+
+
+@dataclass(slots=True)
+class Job:
+    """A leased delivery on its way out."""
+
+    id: int
+    document_id: str
+    flow: Flow
+    key: str
+    revision: int
+    attempts: int
+    failures: int
+    first_failure_at: datetime | None
+    lease_until: datetime
+    probe: bool
+    type: str = ""
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class Sent:
+    job: Job
+    started_at: datetime
+    elapsed_ms: float
+    classified: Classified
+    status_code: int | None
+    response: str | None
+
+
+@dataclass
+class Plan:
+    """What one batch of outcomes does to the store; applied in one write."""
+
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    delivered_keys: set[tuple[str, str]] = field(default_factory=set)
+    circuits: dict[str, Circuit] = field(default_factory=dict)
+    opened: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    update_flows: list[str] = field(default_factory=list)
+    auth_flows: dict[str, str] = field(default_factory=dict)
+    events: list[tuple[str, dict[str, Any], str | None, str | None]] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        topology: Topology,
+        store: Store,
+        clock: Clock,
+        transport: Transport,
+        worker_id: str | None = None,
+    ) -> None:
+        self.topology = topology
+        self.store = store
+        self.clock = clock
+        self.transport = transport
+        self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
+        settings = topology.engine
+        self.batch = settings.batch
+        self.lease = settings.lease
+        self.policy = CircuitPolicy(
+            threshold=settings.circuit_threshold,
+            probe_interval=settings.probe_interval,
+            probe_max=settings.probe_max,
+        )
+        self.flows = dict(topology.flows)
+        self.retry = {
+            name: RetryPolicy(tuple(flow.retry), flow.give_up_after)
+            for name, flow in self.flows.items()
+        }
+        self.secrets = {name: system.secret() for name, system in topology.systems.items()}
+        self.flow_limit = {name: topology.flow_concurrency(f) for name, f in self.flows.items()}
+        self.system_limit = {
+            name: s.concurrency for name, s in topology.systems.items() if s.concurrency
+        }
+        self.flow_buckets = {name: TokenBucket(f.rate) for name, f in self.flows.items() if f.rate}
+        self.system_buckets = {
+            name: TokenBucket(s.rate) for name, s in topology.systems.items() if s.rate
+        }
+        self.inflight: dict[str, int] = defaultdict(int)
+        self.system_inflight: dict[str, int] = defaultdict(int)
+        self.throttled_until: dict[str, datetime] = {}
+        self.circuits: dict[str, Circuit] = {}
+        self.flow_holds: dict[str, str] = {}
+        self._loaded = False
+        self._outcomes: list[Sent] = []
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outcome_ready = asyncio.Event()
+        self._slot_free = asyncio.Event()
+
+    # -- state shared with the store -------------------------------------------------------
+
+    def _load(self, conn: Connection) -> None:
+        for row in q.load_circuits(conn):
+            self.circuits[row.system] = Circuit(
+                system=row.system,
+                state=CircuitState(row.state),
+                failures=row.failures,
+                opened_at=row.opened_at,
+                next_probe_at=row.next_probe_at,
+                probe_interval=(
+                    timedelta(seconds=row.probe_interval) if row.probe_interval else None
+                ),
+                # A probe in flight belonged to a process that is gone; its lease recovers it.
+                probing=False,
+            )
+        self._loaded = True
+
+    def circuit(self, system: str) -> Circuit:
+        found = self.circuits.get(system)
+        if found is None:
+            found = self.circuits[system] = Circuit(system=system)
+        return found
+
+    def wake(self) -> None:
+        """New work arrived: claim now rather than at the next poll. Safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- claim ----------------------------------------------------------------------------
+
+    def _capacity(self, flow: Flow, now: datetime) -> int:
+        free = self.flow_limit[flow.name] - self.inflight[flow.name]
+        system_cap = self.system_limit.get(flow.target)
+        if system_cap is not None:
+            free = min(free, system_cap - self.system_inflight[flow.target])
+        until = self.throttled_until.get(flow.name)
+        if until is not None and until > now:
+            return 0
+        for bucket in (self.flow_buckets.get(flow.name), self.system_buckets.get(flow.target)):
+            if bucket is not None:
+                free = min(free, bucket.available(now))
+        return max(0, min(free, self.batch))
+
+    def _claim_job(self, conn: Connection, now: datetime) -> list[Job]:
+        if not self._loaded:
+            self._load(conn)
+        q.recover_expired_leases(conn, now)
+        self.flow_holds = q.flow_holds(conn)
+        jobs: list[Job] = []
+        for system, circ in self.circuits.items():
+            if breaker.probe_due(circ, now) and system in self.topology.systems:
+                rows = q.claim_probe(conn, system, now, now + self._lease_for(system))
+                if rows:
+                    breaker.start_probe(circ)
+                    jobs.extend(self._job(row, probe=True) for row in rows)
+                else:
+                    # Nothing held to probe with: try again after the interval.
+                    circ.next_probe_at = now + (circ.probe_interval or self.policy.probe_interval)
+        for name, flow in self.flows.items():
+            if name in self.flow_holds:
+                continue
+            if self.circuit(flow.target).state == CircuitState.OPEN:
+                continue
+            limit = self._capacity(flow, now)
+            if limit <= 0:
+                continue
+            rows = q.claim(conn, name, now, now + self._lease_for(flow.target), limit)
+            jobs.extend(self._job(row, probe=False) for row in rows)
+        if jobs:
+            found = q.payloads(conn, [j.document_id for j in jobs])
+            for job in jobs:
+                doc = found[job.document_id]
+                job.type = doc.type
+                job.body = doc.payload.encode()
+        return jobs
+
+    def _lease_for(self, system: str) -> timedelta:
+        return self.lease + self.topology.systems[system].timeout
+
+    def _job(self, row: Any, probe: bool) -> Job:
+        return Job(
+            id=row.id,
+            document_id=row.document_id,
+            flow=self.flows[row.flow],
+            key=row.key,
+            revision=row.revision,
+            attempts=row.attempts,
+            failures=row.failures,
+            first_failure_at=row.first_failure_at,
+            lease_until=row.lease_until,
+            probe=probe,
+        )
+
+    async def claim(self) -> list[Job]:
+        now = self.clock.now()
+        jobs = await self.store.write(lambda conn: self._claim_job(conn, now))
+        for job in jobs:
+            self.inflight[job.flow.name] += 1
+            self.system_inflight[job.flow.target] += 1
+            for bucket in (
+                self.flow_buckets.get(job.flow.name),
+                self.system_buckets.get(job.flow.target),
+            ):
+                if bucket is not None:
+                    bucket.take(now, 1)
+        return jobs
+
+    # -- send -----------------------------------------------------------------------------
+
+    async def send(self, job: Job) -> Sent:
+        flow = job.flow
+        system = self.topology.systems[flow.target]
+        started_at = self.clock.now()
+        headers = delivery_headers(
+            document_id=job.document_id,
+            document_type=job.type,
+            key=job.key,
+            revision=job.revision,
+            timestamp=int(started_at.timestamp()),
+            body=job.body,
+            secret=self.secrets.get(flow.target),
+        )
+        request = Request(
+            url=self.topology.downstream_url(flow),
+            body=job.body,
+            headers=headers,
+            timeout=system.timeout.total_seconds(),
+        )
+        t0 = time.perf_counter()
+        status_code: int | None = None
+        response_text: str | None = None
+        try:
+            response = await self.transport.send(request)
+        except TransportError as exc:
+            classified = classify_error(exc)
+            response_text = exc.message[:RESPONSE_KEEP]
+        except Exception as exc:  # a transport bug must not lose the delivery
+            log.exception("transport failed unexpectedly")
+            classified = classify_error(TransportError("protocol", str(exc)))
+        else:
+            status_code = response.status
+            classified = classify_response(
+                response.status, response.headers, response.body, self.clock.now()
+            )
+            response_text = response.body[:RESPONSE_KEEP].decode("utf-8", errors="replace")
+        elapsed = time.perf_counter() - t0
+        LATENCY.labels(flow.name).observe(elapsed)
+        OUTCOMES.labels(flow.name, classified.outcome.value).inc()
+        return Sent(job, started_at, elapsed * 1000, classified, status_code, response_text)
+
+    # -- record ---------------------------------------------------------------------------
+
+    def plan(self, sent: list[Sent], now: datetime) -> Plan:
+        """Decide, for each outcome, the delivery's next state. Pure but for circuit state."""
+        plan = Plan()
+        for s in sent:
+            job, c = s.job, s.classified
+            flow = job.flow
+            circ = self.circuit(flow.target)
+            transition = breaker.record(circ, self.policy, c.outcome, now, probe=job.probe)
+            if transition != Transition.NONE:
+                plan.circuits[flow.target] = circ
+                (plan.opened if transition == Transition.OPENED else plan.closed).append(
+                    flow.target
+                )
+                CIRCUIT.labels(flow.target, transition.value).inc()
+                plan.events.append(
+                    (
+                        f"circuit_{transition.value}",
+                        {"failures": circ.failures, "detail": c.detail, "delivery": job.id},
+                        flow.target,
+                        None,
+                    )
+                )
+            elif job.probe or circ.state == CircuitState.OPEN:
+                plan.circuits[flow.target] = circ
+            plan.attempts.append(
+                {
+                    "delivery_id": job.id,
+                    "started_at": s.started_at,
+                    "elapsed_ms": s.elapsed_ms,
+                    "status_code": s.status_code,
+                    "outcome": c.outcome.value,
+                    "detail": c.detail,
+                    "response": s.response,
+                    "probe": job.probe,
+                }
+            )
+            update: dict[str, Any] = {
+                "b_id": job.id,
+                "b_lease": job.lease_until,
+                "attempts": job.attempts + 1,
+                "failures": job.failures,
+                "first_failure_at": job.first_failure_at,
+                "next_at": None,
+                "delivered_at": None,
+                "last_error": None,
+                "updated_at": now,
+                "reason": None,
+            }
+            outcome = c.outcome
+            if c.delivered:
+                update.update(status=Status.DELIVERED, delivered_at=now, failures=0)
+                update["first_failure_at"] = None
+                if flow.ordered:
+                    plan.delivered_keys.add((flow.name, job.key))
+            elif outcome == Outcome.REJECTED:
+                update.update(status=Status.DEAD, reason=DeadReason.REJECTED, last_error=c.detail)
+                plan.events.append(
+                    (
+                        "delivery_rejected",
+                        {"delivery": job.id, "detail": c.detail},
+                        flow.target,
+                        flow.name,
+                    )
+                )
+            elif outcome == Outcome.UNAUTHORIZED:
+                update.update(status=Status.HELD, reason=HoldReason.AUTH, last_error=c.detail)
+                if flow.name not in self.flow_holds and flow.name not in plan.auth_flows:
+                    plan.auth_flows[flow.name] = c.detail
+            elif outcome == Outcome.UNAVAILABLE and circ.state == CircuitState.OPEN:
+                # Held, not failed: a down system spends no retry budget.
+                update.update(
+                    status=Status.HELD, reason=HoldReason.DOWNSTREAM_DOWN, last_error=c.detail
+                )
+            else:  # unavailable (circuit closed) or throttled: retry on schedule
+                policy = self.retry[flow.name]
+                first = job.first_failure_at or now
+                if outcome == Outcome.THROTTLED and c.retry_after is not None:
+                    failures = job.failures
+                    delay = max(c.retry_after, 0.0)
+                    when: datetime | None = now + timedelta(seconds=delay)
+                    if when is not None and when > first + policy.give_up_after:
+                        when = None
+                else:
+                    failures = job.failures + 1
+                    when = policy.next_attempt(failures, first, now, c.retry_after)
+                if outcome == Outcome.THROTTLED and when is not None:
+                    # The flow slows down: nothing more goes out before the downstream's time.
+                    self.throttled_until[flow.name] = max(
+                        when, self.throttled_until.get(flow.name, now)
+                    )
+                update.update(failures=failures, first_failure_at=first, last_error=c.detail)
+                if when is None:
+                    update.update(status=Status.DEAD, reason=DeadReason.GAVE_UP)
+                    plan.events.append(
+                        (
+                            "delivery_gave_up",
+                            {"delivery": job.id, "detail": c.detail},
+                            flow.target,
+                            flow.name,
+                        )
+                    )
+                else:
+                    update.update(status=Status.PENDING, next_at=when)
+            plan.updates.append(update)
+            plan.update_flows.append(flow.name)
+        return plan
+
+    def _apply(self, conn: Connection, plan: Plan, now: datetime) -> None:
+        holds = q.flow_holds(conn)
+        for flow_name, detail in plan.auth_flows.items():
+            q.set_flow_hold(conn, flow_name, HoldReason.AUTH, now, "engine", detail)
+            q.move(
+                conn,
+                now,
+                to_status=Status.HELD,
+                to_reason=HoldReason.AUTH,
+                status=Status.PENDING,
+                flow=flow_name,
+            )
+            q.add_event(
+                conn,
+                now,
+                "flow_held_auth",
+                {"detail": detail},
+                self.flows[flow_name].target,
+                flow_name,
+            )
+            holds[flow_name] = HoldReason.AUTH
+        for update, flow_name in zip(plan.updates, plan.update_flows, strict=True):
+            # A retry on a flow that was paused meanwhile waits with the flow.
+            if update["status"] == Status.PENDING:
+                hold = holds.get(flow_name)
+                if hold:
+                    update.update(status=Status.HELD, reason=hold)
+        q.insert_attempts(conn, plan.attempts)
+        q.record_outcomes(conn, plan.updates)
+        for system in plan.opened:
+            q.move(
+                conn,
+                now,
+                to_status=Status.HELD,
+                to_reason=HoldReason.DOWNSTREAM_DOWN,
+                status=Status.PENDING,
+                system=system,
+            )
+        for system in plan.closed:
+            self._release_system(conn, system, holds, now)
+        for circ in plan.circuits.values():
+            q.save_circuit(conn, _circuit_row(circ, now))
+        if plan.delivered_keys:
+            self._release_blocked(conn, plan.delivered_keys, holds, now)
+        for kind, detail, system, flow in plan.events:
+            q.add_event(conn, now, kind, detail, system, flow)
+
+    def _release_system(
+        self, conn: Connection, system: str, holds: dict[str, str], now: datetime
+    ) -> None:
+        for flow in self.topology.flows_to(system):
+            status, reason = placement(flow_hold=holds.get(flow.name))
+            q.move(
+                conn,
+                now,
+                to_status=status,
+                to_reason=reason,
+                status=Status.HELD,
+                reasons=[HoldReason.DOWNSTREAM_DOWN],
+                flow=flow.name,
+            )
+
+    def _release_blocked(
+        self,
+        conn: Connection,
+        pairs: set[tuple[str, str]],
+        holds: dict[str, str],
+        now: datetime,
+    ) -> None:
+        """The next revision of each delivered key may go now."""
+        rows = q.next_blocked(conn, sorted(pairs))
+        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        for row in rows:
+            circ = self.circuits.get(row.system)
+            status, reason = placement(
+                flow_hold=holds.get(row.flow),
+                system_hold=(
+                    HoldReason.DOWNSTREAM_DOWN
+                    if circ is not None and circ.state == CircuitState.OPEN
+                    else None
+                ),
+            )
+            groups[(status, reason)].append(row.id)
+        for (status, reason), ids in groups.items():
+            q.set_state(conn, ids, status, reason, now)
+
+    async def record(self, sent: list[Sent]) -> None:
+        if not sent:
+            return
+        now = self.clock.now()
+        plan = self.plan(sent, now)
+        try:
+            await self.store.write(lambda conn: self._apply(conn, plan, now))
+        finally:
+            for s in sent:
+                self.inflight[s.job.flow.name] -= 1
+                self.system_inflight[s.job.flow.target] -= 1
+            self._slot_free.set()
+
+    # -- driving ---------------------------------------------------------------------------
+
+    async def step(self) -> int:
+        """One cycle: claim what is due, send it all, record every outcome. For tests and tools."""
+        jobs = await self.claim()
+        if not jobs:
+            return 0
+        sent = await asyncio.gather(*(self.send(job) for job in jobs))
+        await self.record(list(sent))
+        return len(jobs)
+
+    async def drain(self, max_steps: int = 10_000) -> int:
+        """Step until nothing is due now; returns how many sends were made."""
+        total = 0
+        for _ in range(max_steps):
+            n = await self.step()
+            if n == 0:
+                return total
+            total += n
+        return total
+
+    async def run(self, stop: asyncio.Event, idle: float = 0.25) -> None:
+        """The pipelined loop: claims while sends are in flight; outcomes are group-committed."""
+        self._loop = asyncio.get_running_loop()
+        recorder = asyncio.create_task(self._record_loop(stop))
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                try:
+                    jobs = await self.claim()
+                except InterlinkError as exc:
+                    log.warning("claim failed, retrying: %s", exc)
+                    await _wait(stop, 1.0)
+                    continue
+                for job in jobs:
+                    task = asyncio.create_task(self._send_one(job))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if jobs:
+                    # Claim again as soon as there is room; don't spin while full.
+                    self._slot_free.clear()
+                    await _first(stop, self._slot_free, self._wake, timeout=0.05)
+                else:
+                    self._wake.clear()
+                    await _first(stop, self._wake, timeout=idle)
+        finally:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._outcome_ready.set()
+            stop.set()
+            await recorder
+
+    async def _send_one(self, job: Job) -> None:
+        sent = await self.send(job)
+        self._outcomes.append(sent)
+        self._outcome_ready.set()
+
+    async def _record_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            # A few milliseconds more so that one commit carries many outcomes.
+            await asyncio.sleep(0.002)
+            batch, self._outcomes = self._outcomes, []
+            if batch:
+                try:
+                    await self.record(batch)
+                except InterlinkError as exc:
+                    # The leases will expire and the deliveries go out again; nothing is lost.
+                    log.error("recording %d outcomes failed: %s", len(batch), exc)
+            if stop.is_set() and not self._outcomes:
+                return
+
+
+def _circuit_row(circ: Circuit, now: datetime) -> dict[str, Any]:
+    return {
+        "system": circ.system,
+        "state": str(circ.state),
+        "failures": circ.failures,
+        "opened_at": circ.opened_at,
+        "next_probe_at": circ.next_probe_at,
+        "probe_interval": circ.probe_interval.total_seconds() if circ.probe_interval else None,
+        "probing": circ.probing,
+        "updated_at": now,
+    }
+
+
+async def _wait(stop: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout)
+
+
+async def _first(*events: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

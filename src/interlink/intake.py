@@ -1,0 +1,364 @@
+"""Intake: identity, revisions, contract check, scenario and fan-out, in one transaction.
+
+A submission is prepared (shape, size, key, contract, scenario: pure checks that raise an
+:class:`~interlink.errors.InputError`) and then written with its deliveries to every flow in one
+job of the store's writer, so a batch of requests shares one commit. In a batch each item is
+accepted or refused on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from interlink.clock import Clock
+from interlink.config import Flow, System, Topology
+from interlink.contracts.scenarios import Ambiguous, classify
+from interlink.contracts.validation import ContractValidator
+from interlink.engine.holds import placement
+from interlink.errors import Conflict, Forbidden, InputError, InterlinkError, Invalid, TooLarge
+from interlink.ids import new_id
+from interlink.metrics import DOCUMENTS
+from interlink.model import Status
+from interlink.store import queries as q
+from interlink.store.db import Store
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@dataclass(slots=True)
+class Item:
+    """One submitted document, as it came off the wire."""
+
+    type: Any
+    payload: Any
+    idempotency_key: str | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    type: str
+    key: str
+    payload_text: str
+    payload_hash: str
+    identity: str
+    scenario: str | None
+    deadline: datetime | None
+    amount: str | None
+    flows: list[Flow]
+
+
+Result = dict[str, Any] | InterlinkError
+
+
+def canonical(payload: Any) -> bytes:
+    """The payload's canonical JSON: sorted keys, no spaces. Hashed for identity, and sent."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Intake:
+    def __init__(self, topology: Topology, store: Store, clock: Clock) -> None:
+        self.topology = topology
+        self.store = store
+        self.clock = clock
+        self.validators = {
+            name: ContractValidator(doc.contract_schema, f"contract of {name}")
+            for name, doc in topology.documents.items()
+            if doc.contract_schema is not None
+        }
+
+    # -- checks that need no database ---------------------------------------------------
+
+    def prepare(self, source: System, item: Item) -> Prepared:
+        topology = self.topology
+        if not isinstance(item.type, str) or not item.type:
+            raise Invalid(
+                "each document needs a 'type' string",
+                [{"path": "$.type", "message": "missing or not a string"}],
+            )
+        doc = topology.documents.get(item.type)
+        if doc is None:
+            known = ", ".join(sorted(topology.documents)) or "none"
+            raise Invalid(
+                f"unknown document type {item.type!r} (known: {known})",
+                [{"path": "$.type", "message": f"unknown document type {item.type!r}"}],
+            )
+        flows = [f for f in topology.flows_for(item.type) if f.source == source.name]
+        if not flows:
+            raise Forbidden(
+                f"system {source.name!r} has no flow that sends {item.type!r} documents"
+            )
+        payload = item.payload
+        if not isinstance(payload, dict):
+            raise Invalid(
+                "'payload' must be a JSON object",
+                [{"path": "$.payload", "message": "missing or not an object"}],
+            )
+        text = canonical(payload)
+        limit = doc.max_bytes or topology.engine.max_document_bytes
+        if len(text) > limit:
+            raise TooLarge(f"document is {len(text)} bytes; the limit is {limit} bytes")
+        problems: list[dict[str, str]] = []
+        key = payload.get(doc.key)
+        if key is None or isinstance(key, (dict, list, bool)) or str(key) == "":
+            problems.append(
+                {
+                    "path": f"$.{doc.key}",
+                    "message": f"business key {doc.key!r} missing or not a string or number",
+                }
+            )
+        validator = self.validators.get(item.type)
+        if validator is not None:
+            problems.extend(validator.problems(payload))
+        deadline = amount = None
+        if doc.deadline and payload.get(doc.deadline) is not None:
+            try:
+                deadline = self._parse_time(payload[doc.deadline])
+            except ValueError as exc:
+                problems.append({"path": f"$.{doc.deadline}", "message": str(exc)})
+        if doc.amount and payload.get(doc.amount) is not None:
+            try:
+                amount = str(Decimal(str(payload[doc.amount])))
+            except InvalidOperation:
+                problems.append(
+                    {"path": f"$.{doc.amount}", "message": "amount is not a decimal number"}
+                )
+        scenario = None
+        if doc.scenarios:
+            try:
+                scenario = classify(doc.scenarios, payload)
+            except Ambiguous as exc:
+                problems.append({"path": "$", "message": f"scenario catalogue error: {exc}"})
+        if problems:
+            seen: set[tuple[str, str]] = set()
+            unique = []
+            for p in problems:
+                if (p["path"], p["message"]) not in seen:
+                    seen.add((p["path"], p["message"]))
+                    unique.append(p)
+            raise Invalid(f"{item.type} document violates its contract", unique)
+        digest = hashlib.sha256(text).hexdigest()
+        if item.idempotency_key is not None:
+            if not item.idempotency_key or len(item.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+                raise InputError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+            identity = "key:" + item.idempotency_key
+        else:
+            identity = "sha256:" + digest
+        return Prepared(
+            type=item.type,
+            key=str(key),
+            payload_text=text.decode(),
+            payload_hash=digest,
+            identity=identity,
+            scenario=scenario,
+            deadline=deadline,
+            amount=amount,
+            flows=flows,
+        )
+
+    def _parse_time(self, value: Any) -> datetime:
+        if not isinstance(value, str):
+            raise ValueError("deadline must be an ISO 8601 date-time string")
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"deadline {value!r} is not an ISO 8601 date-time") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=self.topology.tz)
+        return when
+
+    # -- submission ----------------------------------------------------------------------
+
+    def _prepare_all(
+        self, source: System, items: Sequence[Item]
+    ) -> list[Prepared | InterlinkError]:
+        out: list[Prepared | InterlinkError] = []
+        for item in items:
+            try:
+                out.append(self.prepare(source, item))
+            except InterlinkError as exc:
+                out.append(exc)
+        return out
+
+    async def submit(self, source: System, items: Sequence[Item]) -> list[Result]:
+        """Accept what can be accepted; one result (dict or error) per item, in order."""
+        prepared = self._prepare_all(source, items)
+        if not any(isinstance(p, Prepared) for p in prepared):
+            return self._count(source, list(prepared))
+        now = self.clock.now()
+        results = await self.store.write(lambda conn: self.write(conn, source.name, prepared, now))
+        return self._count(source, results)
+
+    def submit_sync(self, source: System, items: Sequence[Item]) -> list[Result]:
+        prepared = self._prepare_all(source, items)
+        now = self.clock.now()
+        results = self.store.write_sync(lambda conn: self.write(conn, source.name, prepared, now))
+        return self._count(source, results)
+
+    def _count(self, source: System, results: list[Any]) -> list[Result]:
+        for r in results:
+            if isinstance(r, dict):
+                label = "duplicate" if r.get("duplicate") else "accepted"
+                DOCUMENTS.labels(r["type"], source.name, label).inc()
+            else:
+                DOCUMENTS.labels("", source.name, r.code).inc()
+        return results
+
+    def write(
+        self,
+        conn: Connection,
+        source: str,
+        batch: Sequence[Prepared | InterlinkError],
+        now: datetime,
+    ) -> list[Result]:
+        """Store the prepared documents and their deliveries; runs inside the writer."""
+        results: list[Any] = list(batch)
+        todo = [(i, p) for i, p in enumerate(batch) if isinstance(p, Prepared)]
+        by_type: dict[str, list[Prepared]] = defaultdict(list)
+        for _, p in todo:
+            by_type[p.type].append(p)
+        existing: dict[tuple[str, str], Any] = {}
+        revisions: dict[tuple[str, str], int] = {}
+        for type_, items in by_type.items():
+            found = q.documents_by_identity(conn, type_, [p.identity for p in items])
+            existing.update({(type_, ident): row for ident, row in found.items()})
+            for key, rev in q.max_revisions(conn, type_, [p.key for p in items]).items():
+                revisions[(type_, key)] = rev
+        # Ordering barrier for keys that already have revisions stored.
+        waiting: dict[str, set[str]] = defaultdict(set)
+        keys_by_flow: dict[str, set[str]] = defaultdict(set)
+        for _, p in todo:
+            if (p.type, p.key) in revisions:
+                for flow in p.flows:
+                    if flow.ordered:
+                        keys_by_flow[flow.name].add(p.key)
+        for flow_name, keys in keys_by_flow.items():
+            waiting[flow_name] = q.keys_with_undelivered(conn, flow_name, sorted(keys))
+        flow_holds = q.flow_holds(conn)
+        system_holds = self.system_holds(conn, now)
+
+        doc_rows: list[dict[str, Any]] = []
+        delivery_rows: list[dict[str, Any]] = []
+        duplicates: dict[int, str] = {}
+        fresh: dict[tuple[str, str], tuple[str, str]] = {}  # identity → (id, hash) in this batch
+        for i, p in todo:
+            ident = (p.type, p.identity)
+            prior = existing.get(ident)
+            prior_id, prior_hash = (
+                (prior.id, prior.payload_hash) if prior else fresh.get(ident, (None, None))
+            )
+            if prior_id is not None:
+                if prior_hash != p.payload_hash:
+                    results[i] = Conflict(
+                        "this Idempotency-Key was used for a different payload",
+                        document_id=prior_id,
+                    )
+                else:
+                    duplicates[i] = prior_id
+                continue
+            revision = revisions.get((p.type, p.key), 0) + 1
+            revisions[(p.type, p.key)] = revision
+            doc_id = new_id(now)
+            fresh[ident] = (doc_id, p.payload_hash)
+            doc_rows.append(
+                {
+                    "id": doc_id,
+                    "type": p.type,
+                    "key": p.key,
+                    "revision": revision,
+                    "identity": p.identity,
+                    "payload_hash": p.payload_hash,
+                    "payload": p.payload_text,
+                    "source": source,
+                    "scenario": p.scenario,
+                    "deadline": p.deadline,
+                    "amount": p.amount,
+                    "received_at": now,
+                }
+            )
+            outs = []
+            for flow in p.flows:
+                blocked = flow.ordered and p.key in waiting[flow.name]
+                status, reason = placement(
+                    blocked=blocked,
+                    flow_hold=flow_holds.get(flow.name),
+                    system_hold=system_holds.get(flow.target),
+                )
+                if flow.ordered:
+                    waiting[flow.name].add(p.key)
+                delivery_rows.append(
+                    {
+                        "document_id": doc_id,
+                        "flow": flow.name,
+                        "system": flow.target,
+                        "key": p.key,
+                        "revision": revision,
+                        "status": status,
+                        "reason": reason,
+                        "attempts": 0,
+                        "failures": 0,
+                        "next_at": now,
+                        "deadline": p.deadline,
+                        "probe": False,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                outs.append({"flow": flow.name, "status": str(status), "reason": reason})
+            results[i] = {
+                "id": doc_id,
+                "type": p.type,
+                "key": p.key,
+                "revision": revision,
+                "scenario": p.scenario,
+                "deliveries": outs,
+                "duplicate": False,
+            }
+        q.insert_documents(conn, doc_rows)
+        q.insert_deliveries(conn, delivery_rows)
+        if duplicates:
+            results = self._duplicates(conn, results, duplicates)
+        return results
+
+    def _duplicates(
+        self, conn: Connection, results: list[Any], duplicates: dict[int, str]
+    ) -> list[Any]:
+        ids = sorted(set(duplicates.values()))
+        docs = {doc_id: q.get_document(conn, doc_id) for doc_id in ids}
+        by_doc: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for d in q.deliveries_of(conn, ids):
+            by_doc[d.document_id].append({"flow": d.flow, "status": d.status, "reason": d.reason})
+        for i, doc_id in duplicates.items():
+            doc = docs[doc_id]
+            assert doc is not None
+            results[i] = {
+                "id": doc.id,
+                "type": doc.type,
+                "key": doc.key,
+                "revision": doc.revision,
+                "scenario": doc.scenario,
+                "deliveries": by_doc[doc_id],
+                "duplicate": True,
+            }
+        return results
+
+    def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
+        """system → hold reason for systems whose deliveries must not be attempted now."""
+        return {
+            row.system: "downstream_down" for row in q.load_circuits(conn) if row.state == "open"
+        }
+
+
+__all__ = ["Intake", "Item", "Prepared", "Result", "Status", "canonical"]

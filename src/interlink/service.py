@@ -1,0 +1,355 @@
+"""The service layer: the one place the API, the console and the CLI call.
+
+:class:`Hub` ties a topology to its store, intake and engine, and carries out every read and
+every manual action (re-push, pause, resume) with its audit record. No rule lives in the shells
+above it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from interlink.clock import Clock, SystemClock
+from interlink.config import Topology
+from interlink.engine.holds import placement
+from interlink.engine.worker import Engine
+from interlink.errors import InputError, NotFound
+from interlink.intake import Intake
+from interlink.model import Delivery, Document, HoldReason, Status
+from interlink.store import queries as q
+from interlink.store.db import Store, open_store
+from interlink.transports.base import Transport
+
+REPUSHABLE = (Status.DEAD, Status.DELIVERED)
+RELEASABLE = (HoldReason.PAUSED, HoldReason.AUTH)
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    flow: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    key: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        return q.delivery_filter(
+            flow=self.flow,
+            status=self.status,
+            reason=self.reason,
+            key=self.key,
+            since=self.since,
+            until=self.until,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(self).items()}
+
+
+class Hub:
+    def __init__(
+        self,
+        topology: Topology,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.topology = topology
+        self.store = store or open_store(topology.database_url())
+        self.clock = clock or SystemClock()
+        self._transport = transport
+        self.intake = Intake(topology, self.store, self.clock)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            if self._transport is None:
+                from interlink.transports.http import HttpTransport
+
+                self._transport = HttpTransport()
+            self._engine = Engine(self.topology, self.store, self.clock, self._transport)
+        return self._engine
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            await self._transport.close()
+        self.store.close()
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check_flow(self, flow: str | None) -> None:
+        if flow is not None and flow not in self.topology.flows:
+            known = ", ".join(sorted(self.topology.flows)) or "none"
+            raise NotFound(f"unknown flow {flow!r} (known: {known})")
+
+    def check_filter(self, f: DeliveryFilter) -> None:
+        self.check_flow(f.flow)
+        if f.status is not None and f.status not in set(Status):
+            raise InputError(
+                f"unknown status {f.status!r}; use one of {', '.join(s.value for s in Status)}"
+            )
+        known_reasons = {r.value for r in HoldReason} | {"rejected", "gave_up"}
+        if f.reason is not None and f.reason not in known_reasons:
+            raise InputError(
+                f"unknown reason {f.reason!r}; use one of {', '.join(sorted(known_reasons))}"
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def document(self, document_id: str) -> Document:
+        def read(conn: Connection) -> Document | None:
+            doc = q.get_document(conn, document_id)
+            if doc is not None:
+                self._attach(conn, [doc])
+            return doc
+
+        doc = self.store.read_sync(read)
+        if doc is None:
+            raise NotFound(f"no document {document_id!r}")
+        return doc
+
+    def documents(self, key: str, type_: str | None = None) -> list[Document]:
+        def read(conn: Connection) -> list[Document]:
+            docs = q.find_documents(conn, key, type_)
+            self._attach(conn, docs)
+            return docs
+
+        return self.store.read_sync(read)
+
+    def _attach(self, conn: Connection, docs: list[Document]) -> None:
+        deliveries = q.deliveries_of(conn, [d.id for d in docs])
+        attempts = q.attempts_of(conn, [d.id for d in deliveries])
+        by_doc: dict[str, list[Delivery]] = defaultdict(list)
+        for d in deliveries:
+            d.attempt_log = attempts.get(d.id, [])
+            by_doc[d.document_id].append(d)
+        for doc in docs:
+            doc.deliveries = by_doc[doc.id]
+
+    def delivery(self, delivery_id: int) -> Delivery:
+        def read(conn: Connection) -> Delivery | None:
+            d = q.get_delivery(conn, delivery_id)
+            if d is not None:
+                d.attempt_log = q.attempts_of(conn, [d.id]).get(d.id, [])
+            return d
+
+        found = self.store.read_sync(read)
+        if found is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        return found
+
+    def deliveries(
+        self, f: DeliveryFilter, before: int | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        self.check_filter(f)
+        limit = max(1, min(limit, 1000))
+        return self.store.read_sync(
+            lambda conn: q.list_deliveries(conn, f.conditions(), before, limit)
+        )
+
+    def status(self) -> dict[str, Any]:
+        def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            return q.counts(conn), q.load_circuits(conn), q.flow_hold_rows(conn)
+
+        counts, circuits, holds = self.store.read_sync(read)
+        flows: dict[str, dict[str, Any]] = {}
+        for name, flow in self.topology.flows.items():
+            flows[name] = {
+                "from": flow.source,
+                "to": flow.target,
+                "document": flow.document,
+                "hold": None,
+                "pending": 0,
+                "in_flight": 0,
+                "held": {},
+                "delivered": 0,
+                "dead": 0,
+            }
+        for flow_name, status, reason, count in counts:
+            entry = flows.get(flow_name)
+            if entry is None:
+                continue  # a flow removed from the topology
+            if status == Status.HELD:
+                entry["held"][reason] = entry["held"].get(reason, 0) + count
+            else:
+                entry[status] = entry.get(status, 0) + count
+        for row in holds:
+            if row.flow in flows and row.hold:
+                flows[row.flow]["hold"] = {
+                    "reason": row.hold,
+                    "since": row.since.isoformat() if row.since else None,
+                    "by": row.actor,
+                    "note": row.note,
+                }
+        by_system = {row.system: row for row in circuits}
+        systems: dict[str, Any] = {}
+        for name in self.topology.systems:
+            row = by_system.get(name)
+            open_ = row is not None and row.state == "open"
+            systems[name] = {
+                "circuit": "open" if open_ else "closed",
+                "opened_at": row.opened_at.isoformat() if open_ and row.opened_at else None,
+                "next_probe_at": (
+                    row.next_probe_at.isoformat() if open_ and row.next_probe_at else None
+                ),
+                "window": None,
+            }
+        return {"flows": flows, "systems": systems}
+
+    def events(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.store.read_sync(lambda conn: q.list_events(conn, limit))
+        return [
+            {
+                "id": r.id,
+                "at": r.at.isoformat(),
+                "kind": r.kind,
+                "system": r.system,
+                "flow": r.flow,
+                "detail": r.detail,
+            }
+            for r in rows
+        ]
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def repush_one(self, delivery_id: int, actor: str) -> Delivery:
+        now = self.clock.now()
+
+        def write(conn: Connection) -> None:
+            d = q.get_delivery(conn, delivery_id)
+            if d is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            if d.status not in REPUSHABLE:
+                raise InputError(
+                    f"delivery {delivery_id} is {d.state}; only dead or delivered ones are "
+                    "re-pushed (held ones go out by themselves when their hold ends)"
+                )
+            self._requeue(conn, [(d.id, d.flow, d.system)], now)
+            q.add_audit(
+                conn,
+                now,
+                actor,
+                "repush",
+                f"delivery:{delivery_id}",
+                {"flow": d.flow, "key": d.key, "from": d.state},
+            )
+
+        self.store.write_sync(write)
+        self._wake()
+        return self.delivery(delivery_id)
+
+    def repush(self, f: DeliveryFilter, actor: str, dry_run: bool = False) -> dict[str, Any]:
+        """Re-push every dead (default) or delivered delivery matching ``f``."""
+        if f.status is None:
+            f = DeliveryFilter(**{**vars(f), "status": Status.DEAD})
+        self.check_filter(f)
+        if f.status not in REPUSHABLE:
+            raise InputError(
+                f"re-push takes dead or delivered deliveries, not {f.status!r}; held ones are "
+                "released by resume or by their window or circuit ending"
+            )
+        now = self.clock.now()
+
+        def write(conn: Connection) -> dict[str, Any]:
+            rows = q.delivery_rows(conn, f.conditions())
+            result = {
+                "count": len(rows),
+                "dry_run": dry_run,
+                "filter": f.to_json(),
+                "sample": [r.id for r in rows[:20]],
+            }
+            if not dry_run and rows:
+                self._requeue(conn, [(r.id, r.flow, r.system) for r in rows], now)
+                target = f"flow:{f.flow}" if f.flow else "deliveries"
+                q.add_audit(conn, now, actor, "repush", target, result)
+            return result
+
+        result = self.store.write_sync(write) if not dry_run else self.store.read_sync(write)
+        if not dry_run:
+            self._wake()
+        return result
+
+    def _requeue(self, conn: Connection, rows: list[tuple[int, str, str]], now: datetime) -> None:
+        holds = q.flow_holds(conn)
+        open_systems = {r.system for r in q.load_circuits(conn) if r.state == "open"}
+        ordered_ids = [i for i, flow, _ in rows if self.topology.flows[flow].ordered]
+        behind = q.with_undelivered_predecessor(conn, ordered_ids) if ordered_ids else set()
+        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        for delivery_id, flow, system in rows:
+            status, reason = placement(
+                blocked=delivery_id in behind,
+                flow_hold=holds.get(flow),
+                system_hold=HoldReason.DOWNSTREAM_DOWN if system in open_systems else None,
+            )
+            groups[(status, reason)].append(delivery_id)
+        for (status, reason), ids in groups.items():
+            q.set_state(conn, ids, status, reason, now, reset_failures=True)
+
+    def pause(self, flow: str, actor: str, note: str = "") -> dict[str, Any]:
+        self.check_flow(flow)
+        now = self.clock.now()
+
+        def write(conn: Connection) -> int:
+            q.set_flow_hold(conn, flow, HoldReason.PAUSED, now, actor, note)
+            moved = q.move(
+                conn,
+                now,
+                to_status=Status.HELD,
+                to_reason=HoldReason.PAUSED,
+                status=Status.PENDING,
+                flow=flow,
+            )
+            q.add_audit(conn, now, actor, "pause", f"flow:{flow}", {"held": moved, "note": note})
+            return moved
+
+        return {"flow": flow, "hold": "paused", "held": self.store.write_sync(write)}
+
+    def resume(self, flow: str, actor: str) -> dict[str, Any]:
+        self.check_flow(flow)
+        now = self.clock.now()
+        target = self.topology.flows[flow].target
+
+        def write(conn: Connection) -> int:
+            q.set_flow_hold(conn, flow, None, now, actor)
+            open_ = any(r.system == target and r.state == "open" for r in q.load_circuits(conn))
+            status, reason = placement(system_hold=HoldReason.DOWNSTREAM_DOWN if open_ else None)
+            released = q.move(
+                conn,
+                now,
+                to_status=status,
+                to_reason=reason,
+                status=Status.HELD,
+                reasons=list(RELEASABLE),
+                flow=flow,
+            )
+            q.add_audit(conn, now, actor, "resume", f"flow:{flow}", {"released": released})
+            return released
+
+        released = self.store.write_sync(write)
+        self._wake()
+        return {"flow": flow, "hold": None, "released": released}
+
+    def audit(self, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.store.read_sync(lambda conn: q.list_audit(conn, target, limit))
+        return [
+            {
+                "id": r.id,
+                "at": r.at.isoformat(),
+                "actor": r.actor,
+                "action": r.action,
+                "target": r.target,
+                "detail": r.detail,
+            }
+            for r in rows
+        ]
+
+    def _wake(self) -> None:
+        if self._engine is not None:
+            self._engine.wake()

@@ -1,0 +1,232 @@
+"""The store: connections, migrations, and the one writer.
+
+All writes of a process go through one writer thread fed by a queue (the datasette pattern).
+The thread takes every job that is waiting, runs each in its own savepoint inside one
+transaction and commits once: group commit. Intake of many small requests and the engine's
+outcomes therefore cost one commit per batch, not one per document. A job that fails rolls
+back its savepoint alone and gets its exception back; the others commit.
+
+Reads run on pooled connections in worker threads and never wait for the writer (SQLite WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from interlink.errors import InterlinkError, StoreError
+
+T = TypeVar("T")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_STOP = object()
+# How many queued jobs one commit may carry; more waits for the next commit.
+GROUP_LIMIT = 2000
+
+
+def _sqlite_engine(url: str, begin: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin, so savepoints work.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Store:
+    """Owns the engines and the writer thread for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        try:
+            if self.dialect == "sqlite":
+                # The writer takes the write lock up front so that two processes never
+                # deadlock upgrading read locks; readers stay deferred and never block.
+                self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
+                self.read_engine = _sqlite_engine(url, "BEGIN")
+            elif self.dialect == "postgresql":
+                self.write_engine = create_engine(
+                    url, pool_pre_ping=True, pool_size=4, max_overflow=4
+                )
+                self.read_engine = self.write_engine
+            else:
+                raise StoreError(
+                    f"unsupported database {url.split(':', 1)[0]!r}: use sqlite or postgresql"
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open database: {exc}") from exc
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.write_engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the database: {exc}") from exc
+
+    def tables(self) -> set[str]:
+        with self.read_engine.connect() as conn:
+            return set(inspect(conn).get_table_names())
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        try:
+            with self.read_engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        with self.reading() as conn:
+            return fn(conn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.to_thread(self.read_sync, fn)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in a transaction of its own, in the calling thread (CLI, tests)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self.submit(fn).result()
+        try:
+            with self.write_engine.begin() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
+
+    def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``fn`` for the writer thread; the future resolves after the commit."""
+        self._ensure_writer()
+        future: Future[T] = Future()
+        self._queue.put((fn, future))
+        return future
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def _ensure_writer(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._writer, name="interlink-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < GROUP_LIMIT:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self.write_engine.begin() as conn:
+                for fn, future in batch:
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    if len(batch) == 1:
+                        try:
+                            results.append((future, fn(conn), None))
+                        except BaseException as exc:
+                            # Alone in the transaction: let it roll back whole.
+                            results.append((future, None, exc))
+                            raise
+                        continue
+                    savepoint = conn.begin_nested()
+                    try:
+                        value = fn(conn)
+                    except Exception as exc:
+                        savepoint.rollback()
+                        results.append((future, None, exc))
+                    else:
+                        savepoint.commit()
+                        results.append((future, value, None))
+        except BaseException as exc:
+            failure = _as_store_error(exc)
+            done = {id(f) for f, _, _ in results}
+            for future, _value, error in results:
+                future.set_exception(error if error is not None else failure)
+            for _fn, future in batch:
+                if id(future) not in done and not future.done():
+                    future.set_exception(failure)
+            return
+        for future, value, error in results:
+            if error is not None:
+                future.set_exception(_as_store_error(error))
+            else:
+                future.set_result(value)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+        self._thread = None
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, InterlinkError) or not isinstance(exc, SQLAlchemyError):
+        return exc
+    return StoreError(f"database write failed: {exc}")
+
+
+def open_store(url: str, migrate: bool = True) -> Store:
+    store = Store(url)
+    if migrate:
+        store.migrate()
+    return store

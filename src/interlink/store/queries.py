@@ -1,0 +1,569 @@
+"""Every SQL statement Interlink runs, named once (the procrastinate pattern).
+
+Functions take a SQLAlchemy ``Connection`` and plain values, and return plain rows or domain
+objects from :mod:`interlink.model`. Nothing above the store writes SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+
+from interlink.model import Attempt, Delivery, Document, HoldReason, Status
+from interlink.store.schema import (
+    attempts,
+    audit,
+    circuits,
+    deliveries,
+    documents,
+    events,
+    flow_state,
+)
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def documents_by_identity(
+    conn: Connection, type_: str, identities: Sequence[str]
+) -> dict[str, Any]:
+    """identity → (id, payload_hash) for the identities already stored."""
+    found: dict[str, Any] = {}
+    for chunk in _chunks(identities, 500):
+        rows = conn.execute(
+            select(documents.c.identity, documents.c.id, documents.c.payload_hash).where(
+                documents.c.type == type_, documents.c.identity.in_(chunk)
+            )
+        )
+        for row in rows:
+            found[row.identity] = row
+    return found
+
+
+def max_revisions(conn: Connection, type_: str, keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(keys, 500):
+        rows = conn.execute(
+            select(documents.c.key, func.max(documents.c.revision))
+            .where(documents.c.type == type_, documents.c.key.in_(chunk))
+            .group_by(documents.c.key)
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+def insert_documents(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(documents), rows)
+
+
+def get_document(conn: Connection, document_id: str) -> Document | None:
+    row = conn.execute(select(documents).where(documents.c.id == document_id)).first()
+    return _document(row) if row is not None else None
+
+
+def find_documents(
+    conn: Connection, key: str, type_: str | None = None, limit: int = 100
+) -> list[Document]:
+    query = select(documents).where(documents.c.key == key)
+    if type_:
+        query = query.where(documents.c.type == type_)
+    query = query.order_by(documents.c.type, documents.c.revision).limit(limit)
+    return [_document(row) for row in conn.execute(query)]
+
+
+def payloads(conn: Connection, document_ids: Iterable[str]) -> dict[str, Any]:
+    """id → row(id, type, payload) for the documents being sent."""
+    found: dict[str, Any] = {}
+    for chunk in _chunks(list(dict.fromkeys(document_ids)), 500):
+        rows = conn.execute(
+            select(documents.c.id, documents.c.type, documents.c.payload).where(
+                documents.c.id.in_(chunk)
+            )
+        )
+        found.update({row.id: row for row in rows})
+    return found
+
+
+def _document(row: Any) -> Document:
+    return Document(
+        id=row.id,
+        type=row.type,
+        key=row.key,
+        revision=row.revision,
+        source=row.source,
+        payload_text=row.payload,
+        payload_hash=row.payload_hash,
+        identity=row.identity,
+        scenario=row.scenario,
+        deadline=row.deadline,
+        amount=row.amount,
+        received_at=row.received_at,
+    )
+
+
+# -- deliveries: intake side ------------------------------------------------------------------
+
+
+def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(deliveries), rows)
+
+
+def keys_with_undelivered(conn: Connection, flow: str, keys: Sequence[str]) -> set[str]:
+    """Keys on ``flow`` that have a revision not yet delivered (ordering barrier)."""
+    found: set[str] = set()
+    for chunk in _chunks(keys, 500):
+        rows = conn.execute(
+            select(deliveries.c.key)
+            .where(
+                deliveries.c.flow == flow,
+                deliveries.c.key.in_(chunk),
+                deliveries.c.status != Status.DELIVERED,
+            )
+            .distinct()
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+def deliveries_of(conn: Connection, document_ids: Sequence[str]) -> list[Delivery]:
+    result: list[Delivery] = []
+    for chunk in _chunks(document_ids, 500):
+        rows = conn.execute(
+            select(deliveries).where(deliveries.c.document_id.in_(chunk)).order_by(deliveries.c.id)
+        )
+        result.extend(_delivery(row) for row in rows)
+    return result
+
+
+# -- deliveries: engine side ------------------------------------------------------------------
+
+
+def claim(
+    conn: Connection, flow: str, now: datetime, lease_until: datetime, limit: int
+) -> list[Any]:
+    """Lease up to ``limit`` due pending deliveries of ``flow``, oldest due first."""
+    due = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status == Status.PENDING,
+            deliveries.c.flow == flow,
+            deliveries.c.next_at <= now,
+        )
+        .order_by(deliveries.c.next_at, deliveries.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(status=Status.IN_FLIGHT, lease_until=lease_until, updated_at=now)
+        .returning(
+            deliveries.c.id,
+            deliveries.c.document_id,
+            deliveries.c.flow,
+            deliveries.c.system,
+            deliveries.c.key,
+            deliveries.c.revision,
+            deliveries.c.attempts,
+            deliveries.c.failures,
+            deliveries.c.first_failure_at,
+            deliveries.c.lease_until,
+        )
+    )
+    return list(conn.execute(stmt))
+
+
+def claim_probe(conn: Connection, system: str, now: datetime, lease_until: datetime) -> list[Any]:
+    """Lease the oldest delivery held because ``system`` is down, to probe with."""
+    oldest = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.system == system,
+            deliveries.c.status == Status.HELD,
+            deliveries.c.reason == HoldReason.DOWNSTREAM_DOWN,
+        )
+        .order_by(deliveries.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(oldest.scalar_subquery()))
+        .values(
+            status=Status.IN_FLIGHT,
+            reason=None,
+            probe=True,
+            lease_until=lease_until,
+            updated_at=now,
+        )
+        .returning(
+            deliveries.c.id,
+            deliveries.c.document_id,
+            deliveries.c.flow,
+            deliveries.c.system,
+            deliveries.c.key,
+            deliveries.c.revision,
+            deliveries.c.attempts,
+            deliveries.c.failures,
+            deliveries.c.first_failure_at,
+            deliveries.c.lease_until,
+        )
+    )
+    return list(conn.execute(stmt))
+
+
+def recover_expired_leases(conn: Connection, now: datetime) -> int:
+    """Leases that ran out belong to a worker that died: their deliveries go back to pending.
+
+    A probe that was in flight goes back to the held pile it came from.
+    """
+    probes = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.status == Status.IN_FLIGHT,
+            deliveries.c.lease_until < now,
+            deliveries.c.probe.is_(True),
+        )
+        .values(
+            status=Status.HELD,
+            reason=HoldReason.DOWNSTREAM_DOWN,
+            probe=False,
+            lease_until=None,
+            updated_at=now,
+        )
+    ).rowcount
+    others = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.status == Status.IN_FLIGHT, deliveries.c.lease_until < now)
+        .values(status=Status.PENDING, lease_until=None, next_at=now, updated_at=now)
+    ).rowcount
+    return int(probes or 0) + int(others or 0)
+
+
+_RECORD = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.status == Status.IN_FLIGHT,
+        deliveries.c.lease_until == bindparam("b_lease"),
+    )
+    .values(
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        attempts=bindparam("attempts"),
+        failures=bindparam("failures"),
+        next_at=bindparam("next_at"),
+        lease_until=None,
+        first_failure_at=bindparam("first_failure_at"),
+        delivered_at=bindparam("delivered_at"),
+        last_error=bindparam("last_error"),
+        probe=False,
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
+def record_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Apply outcomes to leased deliveries; a row whose lease was lost is left alone."""
+    if rows:
+        conn.execute(_RECORD, rows)
+
+
+def insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(attempts), rows)
+
+
+def next_blocked(conn: Connection, pairs: Iterable[tuple[str, str]]) -> list[Any]:
+    """For each (flow, key), the lowest held:blocked revision, if any."""
+    result = []
+    for flow, key in pairs:
+        row = conn.execute(
+            select(deliveries.c.id, deliveries.c.flow, deliveries.c.system)
+            .where(
+                deliveries.c.flow == flow,
+                deliveries.c.key == key,
+                deliveries.c.status == Status.HELD,
+                deliveries.c.reason == HoldReason.BLOCKED,
+            )
+            .order_by(deliveries.c.revision)
+            .limit(1)
+        ).first()
+        if row is not None:
+            result.append(row)
+    return result
+
+
+def set_state(
+    conn: Connection,
+    ids: Sequence[int],
+    status: str,
+    reason: str | None,
+    now: datetime,
+    reset_failures: bool = False,
+) -> int:
+    """Move the given deliveries to ``status``/``reason``; pending ones become due now."""
+    values: dict[str, Any] = {"status": status, "reason": reason, "updated_at": now}
+    if status == Status.PENDING:
+        values["next_at"] = now
+    if reset_failures:
+        values.update(failures=0, first_failure_at=None, last_error=None)
+    count = 0
+    for chunk in _chunks(ids, 500):
+        count += (
+            conn.execute(
+                update(deliveries).where(deliveries.c.id.in_(chunk)).values(**values)
+            ).rowcount
+            or 0
+        )
+    return count
+
+
+def move(
+    conn: Connection,
+    now: datetime,
+    *,
+    to_status: str,
+    to_reason: str | None,
+    status: str,
+    reasons: Sequence[str | None] | None = None,
+    flow: str | None = None,
+    system: str | None = None,
+) -> int:
+    """Move every delivery of a flow or system from one state to another (holds, releases)."""
+    conditions = [deliveries.c.status == status]
+    if reasons is not None:
+        conditions.append(deliveries.c.reason.in_([r for r in reasons if r is not None]))
+    if flow is not None:
+        conditions.append(deliveries.c.flow == flow)
+    if system is not None:
+        conditions.append(deliveries.c.system == system)
+    values: dict[str, Any] = {"status": to_status, "reason": to_reason, "updated_at": now}
+    if to_status == Status.PENDING:
+        values.update(next_at=now, failures=0, first_failure_at=None)
+    return conn.execute(update(deliveries).where(*conditions).values(**values)).rowcount or 0
+
+
+# -- deliveries: reading ----------------------------------------------------------------------
+
+
+def delivery_filter(
+    *,
+    flow: str | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+    key: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ids: Sequence[int] | None = None,
+) -> list[Any]:
+    conditions: list[Any] = []
+    if flow:
+        conditions.append(deliveries.c.flow == flow)
+    if status:
+        conditions.append(deliveries.c.status == status)
+    if reason:
+        conditions.append(deliveries.c.reason == reason)
+    if key:
+        conditions.append(deliveries.c.key == key)
+    if since:
+        conditions.append(deliveries.c.updated_at >= since)
+    if until:
+        conditions.append(deliveries.c.updated_at < until)
+    if ids is not None:
+        conditions.append(deliveries.c.id.in_(list(ids)))
+    return conditions
+
+
+def list_deliveries(
+    conn: Connection, conditions: list[Any], before: int | None, limit: int
+) -> list[Delivery]:
+    query = select(deliveries).where(*conditions)
+    if before is not None:
+        query = query.where(deliveries.c.id < before)
+    query = query.order_by(deliveries.c.id.desc()).limit(limit)
+    return [_delivery(row) for row in conn.execute(query)]
+
+
+def delivery_ids(conn: Connection, conditions: list[Any]) -> list[int]:
+    return [row[0] for row in conn.execute(select(deliveries.c.id).where(*conditions))]
+
+
+def get_delivery(conn: Connection, delivery_id: int) -> Delivery | None:
+    row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+    return _delivery(row) if row is not None else None
+
+
+def attempts_of(conn: Connection, delivery_ids: Sequence[int]) -> dict[int, list[Attempt]]:
+    found: dict[int, list[Attempt]] = {}
+    for chunk in _chunks(delivery_ids, 500):
+        rows = conn.execute(
+            select(attempts).where(attempts.c.delivery_id.in_(chunk)).order_by(attempts.c.id)
+        )
+        for row in rows:
+            found.setdefault(row.delivery_id, []).append(
+                Attempt(
+                    id=row.id,
+                    delivery_id=row.delivery_id,
+                    started_at=row.started_at,
+                    elapsed_ms=row.elapsed_ms,
+                    status_code=row.status_code,
+                    outcome=row.outcome,
+                    detail=row.detail,
+                    response=row.response,
+                    probe=row.probe,
+                )
+            )
+    return found
+
+
+def counts(conn: Connection) -> list[Any]:
+    """(flow, status, reason, count) over all deliveries."""
+    return list(
+        conn.execute(
+            select(
+                deliveries.c.flow, deliveries.c.status, deliveries.c.reason, func.count()
+            ).group_by(deliveries.c.flow, deliveries.c.status, deliveries.c.reason)
+        )
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        document_id=row.document_id,
+        flow=row.flow,
+        system=row.system,
+        key=row.key,
+        revision=row.revision,
+        status=row.status,
+        reason=row.reason,
+        attempts=row.attempts,
+        failures=row.failures,
+        next_at=row.next_at,
+        lease_until=row.lease_until,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        delivered_at=row.delivered_at,
+        last_error=row.last_error,
+        deadline=row.deadline,
+    )
+
+
+# -- circuits, flow holds, events, audit ------------------------------------------------------
+
+
+def load_circuits(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(circuits)))
+
+
+def save_circuit(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(delete(circuits).where(circuits.c.system == values["system"]))
+    conn.execute(insert(circuits).values(**values))
+
+
+def flow_holds(conn: Connection) -> dict[str, str]:
+    rows = conn.execute(
+        select(flow_state.c.flow, flow_state.c.hold).where(flow_state.c.hold.is_not(None))
+    )
+    return {row.flow: row.hold for row in rows}
+
+
+def flow_hold_rows(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(flow_state)))
+
+
+def set_flow_hold(
+    conn: Connection, flow: str, hold: str | None, now: datetime, actor: str, note: str = ""
+) -> None:
+    conn.execute(delete(flow_state).where(flow_state.c.flow == flow))
+    conn.execute(insert(flow_state).values(flow=flow, hold=hold, since=now, actor=actor, note=note))
+
+
+def add_event(
+    conn: Connection,
+    at: datetime,
+    kind: str,
+    detail: Mapping[str, Any],
+    system: str | None = None,
+    flow: str | None = None,
+) -> None:
+    conn.execute(
+        insert(events).values(
+            at=at, kind=kind, system=system, flow=flow, detail=json.dumps(dict(detail), default=str)
+        )
+    )
+
+
+def list_events(conn: Connection, limit: int = 100, since_id: int = 0) -> list[Any]:
+    return list(
+        conn.execute(
+            select(events).where(events.c.id > since_id).order_by(events.c.id.desc()).limit(limit)
+        )
+    )
+
+
+def add_audit(
+    conn: Connection, at: datetime, actor: str, action: str, target: str, detail: Mapping[str, Any]
+) -> None:
+    conn.execute(
+        insert(audit).values(
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            detail=json.dumps(dict(detail), default=str),
+        )
+    )
+
+
+def list_audit(conn: Connection, target: str | None = None, limit: int = 100) -> list[Any]:
+    query = select(audit)
+    if target:
+        query = query.where(or_(audit.c.target == target, audit.c.target.like(f"{target}:%")))
+    return list(conn.execute(query.order_by(audit.c.id.desc()).limit(limit)))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def with_undelivered_predecessor(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Of ``ids``, those with a lower revision of the same key and flow not yet delivered."""
+    earlier = deliveries.alias("earlier")
+    found: set[int] = set()
+    for chunk in _chunks(ids, 500):
+        rows = conn.execute(
+            select(deliveries.c.id).where(
+                deliveries.c.id.in_(chunk),
+                select(earlier.c.id)
+                .where(
+                    earlier.c.flow == deliveries.c.flow,
+                    earlier.c.key == deliveries.c.key,
+                    earlier.c.revision < deliveries.c.revision,
+                    earlier.c.status != Status.DELIVERED,
+                )
+                .exists(),
+            )
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+def delivery_rows(conn: Connection, conditions: list[Any]) -> list[Any]:
+    """(id, flow, system) of the deliveries matching ``conditions``."""
+    return list(
+        conn.execute(
+            select(deliveries.c.id, deliveries.c.flow, deliveries.c.system)
+            .where(*conditions)
+            .order_by(deliveries.c.id)
+        )
+    )

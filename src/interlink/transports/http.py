@@ -1,0 +1,116 @@
+"""The HTTP transport: a POST per delivery over one pooled aiohttp session.
+
+aiohttp rather than httpx: on a 2-core machine it sustains about 5k POST/s against a loopback
+receiver where httpx's AsyncClient managed under 1k (encode/httpx#3215). Every failure to get
+an answer becomes a :class:`TransportError` whose ``kind`` the outcome classifier reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from interlink.errors import TransportError
+from interlink.transports.base import MAX_RESPONSE_BODY, Request, Response
+
+# Older aiohttp (before 3.10) reports DNS failures as a plain ClientConnectorError.
+_DETAIL_LIMIT = 300
+
+_DNS_ERROR: type[BaseException] | None = getattr(aiohttp, "ClientConnectorDNSError", None)
+
+
+class HttpTransport:
+    def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, request: Request) -> Response:
+        session = self._ensure_session()
+        # Drop any spelling of Content-Type first: aiohttp would send both "content-type" and ours.
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        try:
+            async with session.post(
+                request.url,
+                data=request.body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=request.timeout),
+            ) as response:
+                body = await _read_head(response)
+                return Response(
+                    status=response.status,
+                    headers=response.headers,
+                    body=body,
+                    elapsed_ms=(time.perf_counter() - started) * 1000,
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise _transport_error(error, request) from error
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        # Created on first use so it binds to the loop that sends, not the one that configured.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # Deliveries are independent; a downstream's cookies must not leak between them.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+        return self._session
+
+
+async def _read_head(response: aiohttp.ClientResponse) -> bytes:
+    """Up to MAX_RESPONSE_BODY bytes; a downstream's huge or endless body is never read whole."""
+    chunks: list[bytes] = []
+    remaining = MAX_RESPONSE_BODY
+    while remaining > 0:
+        # read(n) returns what is buffered (up to n), not necessarily n bytes.
+        chunk = await response.content.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _transport_error(error: Exception, request: Request) -> TransportError:
+    kind = _kind(error)
+    if kind == "timeout":
+        detail = f"no answer within {request.timeout:g}s"
+    else:
+        # aiohttp's messages can span lines (a parser error quotes the bad bytes); keep one.
+        detail = " ".join(str(error).split())[:_DETAIL_LIMIT] or type(error).__name__
+    return TransportError(kind, f"POST {request.url}: {detail}")
+
+
+def _kind(error: Exception) -> str:
+    # Order matters: aiohttp's exception classes inherit from each other and from OSError.
+    if isinstance(error, aiohttp.InvalidURL):
+        return "protocol"
+    if _DNS_ERROR is not None and isinstance(error, _DNS_ERROR):
+        return "dns"
+    if isinstance(error, aiohttp.ClientSSLError):
+        return "protocol"
+    if isinstance(error, aiohttp.ClientConnectorError | ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(
+        error, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionResetError
+    ):
+        return "reset"
+    if isinstance(error, OSError):
+        return "reset"
+    # ClientResponseError, ClientPayloadError, other ClientErrors: an answer we cannot read.
+    return "protocol"
