@@ -192,15 +192,15 @@ class Hub:
         systems: dict[str, Any] = {}
         for name in self.topology.systems:
             row = by_system.get(name)
-            open_ = row is not None and row.state == "open"
-            systems[name] = {
-                "circuit": "open" if open_ else "closed",
-                "opened_at": row.opened_at.isoformat() if open_ and row.opened_at else None,
-                "next_probe_at": (
-                    row.next_probe_at.isoformat() if open_ and row.next_probe_at else None
-                ),
-                "window": None,
-            }
+            if row is None or row.state != "open":
+                systems[name] = {"circuit": "closed", "opened_at": None, "next_probe_at": None}
+            else:
+                systems[name] = {
+                    "circuit": "open",
+                    "opened_at": row.opened_at.isoformat() if row.opened_at else None,
+                    "next_probe_at": row.next_probe_at.isoformat() if row.next_probe_at else None,
+                }
+            systems[name]["window"] = None
         return {"flows": flows, "systems": systems}
 
     def events(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -289,8 +289,8 @@ class Hub:
                 system_hold=HoldReason.DOWNSTREAM_DOWN if system in open_systems else None,
             )
             groups[(status, reason)].append(delivery_id)
-        for (status, reason), ids in groups.items():
-            q.set_state(conn, ids, status, reason, now, reset_failures=True)
+        for (to_status, to_reason), ids in groups.items():
+            q.set_state(conn, ids, to_status, to_reason, now, reset_failures=True)
 
     def pause(self, flow: str, actor: str, note: str = "") -> dict[str, Any]:
         self.check_flow(flow)

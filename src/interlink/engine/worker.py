@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,6 +131,9 @@ class Engine:
         self.circuits: dict[str, Circuit] = {}
         self.flow_holds: dict[str, str] = {}
         self._loaded = False
+        self._latency = {name: LATENCY.labels(name) for name in self.flows}
+        self._outcome_counters: dict[tuple[str, Outcome], Any] = {}
+        self._sendq: asyncio.Queue[Job | None] = asyncio.Queue()
         self._outcomes: list[Sent] = []
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -168,20 +171,43 @@ class Engine:
 
     # -- claim ----------------------------------------------------------------------------
 
+    def _blocked(self, flow: Flow, now: datetime) -> bool:
+        """The flow may not send now: held, its downstream's circuit open, or throttled."""
+        if flow.name in self.flow_holds:
+            return True
+        if self.circuit(flow.target).state == CircuitState.OPEN:
+            return True
+        until = self.throttled_until.get(flow.name)
+        return until is not None and until > now
+
     def _capacity(self, flow: Flow, now: datetime) -> int:
+        """How many sends ``flow`` may start now: concurrency and rate, flow and system."""
+        if self._blocked(flow, now):
+            return 0
         free = self.flow_limit[flow.name] - self.inflight[flow.name]
         system_cap = self.system_limit.get(flow.target)
         if system_cap is not None:
             free = min(free, system_cap - self.system_inflight[flow.target])
-        until = self.throttled_until.get(flow.name)
-        if until is not None and until > now:
-            return 0
-        for bucket in (self.flow_buckets.get(flow.name), self.system_buckets.get(flow.target)):
-            if bucket is not None:
-                free = min(free, bucket.available(now))
+        for bucket in self._buckets(flow):
+            free = min(free, bucket.available(now))
         return max(0, min(free, self.batch))
 
-    def _claim_job(self, conn: Connection, now: datetime) -> list[Job]:
+    def _buckets(self, flow: Flow) -> list[TokenBucket]:
+        found = (self.flow_buckets.get(flow.name), self.system_buckets.get(flow.target))
+        return [b for b in found if b is not None]
+
+    def _prefetch(self, flow: Flow, buffered: int, now: datetime) -> int:
+        """How many more to claim ahead for ``flow``: about a second's worth, up to a batch."""
+        if self._blocked(flow, now):
+            return 0
+        cap = self.batch
+        for bucket in self._buckets(flow):
+            cap = min(cap, max(1, int(bucket.rate)))
+        if buffered > cap // 2:
+            return 0
+        return cap - buffered
+
+    def _claim_job(self, conn: Connection, now: datetime, want: dict[str, int] | None) -> list[Job]:
         if not self._loaded:
             self._load(conn)
         q.recover_expired_leases(conn, now)
@@ -197,11 +223,9 @@ class Engine:
                     # Nothing held to probe with: try again after the interval.
                     circ.next_probe_at = now + (circ.probe_interval or self.policy.probe_interval)
         for name, flow in self.flows.items():
-            if name in self.flow_holds:
+            if self._blocked(flow, now):
                 continue
-            if self.circuit(flow.target).state == CircuitState.OPEN:
-                continue
-            limit = self._capacity(flow, now)
+            limit = self._capacity(flow, now) if want is None else want.get(name, 0)
             if limit <= 0:
                 continue
             rows = q.claim(conn, name, now, now + self._lease_for(flow.target), limit)
@@ -231,19 +255,22 @@ class Engine:
             probe=probe,
         )
 
-    async def claim(self) -> list[Job]:
+    async def claim(self, want: dict[str, int] | None = None) -> list[Job]:
+        """Lease due deliveries. Without ``want``, as many as may be sent right now, counted
+        as started; with it, that many per flow to buffer (the pipelined loop)."""
         now = self.clock.now()
-        jobs = await self.store.write(lambda conn: self._claim_job(conn, now))
-        for job in jobs:
-            self.inflight[job.flow.name] += 1
-            self.system_inflight[job.flow.target] += 1
-            for bucket in (
-                self.flow_buckets.get(job.flow.name),
-                self.system_buckets.get(job.flow.target),
-            ):
-                if bucket is not None:
-                    bucket.take(now, 1)
+        jobs = await self.store.write(lambda conn: self._claim_job(conn, now, want))
+        if want is None:
+            for job in jobs:
+                self._start(job, now)
         return jobs
+
+    def _start(self, job: Job, now: datetime) -> None:
+        self.inflight[job.flow.name] += 1
+        self.system_inflight[job.flow.target] += 1
+        if not job.probe:
+            for bucket in self._buckets(job.flow):
+                bucket.take(now, 1)
 
     # -- send -----------------------------------------------------------------------------
 
@@ -284,8 +311,12 @@ class Engine:
             )
             response_text = response.body[:RESPONSE_KEEP].decode("utf-8", errors="replace")
         elapsed = time.perf_counter() - t0
-        LATENCY.labels(flow.name).observe(elapsed)
-        OUTCOMES.labels(flow.name, classified.outcome.value).inc()
+        self._latency[flow.name].observe(elapsed)
+        counter = self._outcome_counters.get((flow.name, classified.outcome))
+        if counter is None:
+            counter = OUTCOMES.labels(flow.name, classified.outcome.value)
+            self._outcome_counters[(flow.name, classified.outcome)] = counter
+        counter.inc()
         return Sent(job, started_at, elapsed * 1000, classified, status_code, response_text)
 
     # -- record ---------------------------------------------------------------------------
@@ -399,8 +430,8 @@ class Engine:
 
     def _apply(self, conn: Connection, plan: Plan, now: datetime) -> None:
         holds = q.flow_holds(conn)
-        for flow_name, detail in plan.auth_flows.items():
-            q.set_flow_hold(conn, flow_name, HoldReason.AUTH, now, "engine", detail)
+        for flow_name, auth_detail in plan.auth_flows.items():
+            q.set_flow_hold(conn, flow_name, HoldReason.AUTH, now, "engine", auth_detail)
             q.move(
                 conn,
                 now,
@@ -413,7 +444,7 @@ class Engine:
                 conn,
                 now,
                 "flow_held_auth",
-                {"detail": detail},
+                {"detail": auth_detail},
                 self.flows[flow_name].target,
                 flow_name,
             )
@@ -441,8 +472,8 @@ class Engine:
             q.save_circuit(conn, _circuit_row(circ, now))
         if plan.delivered_keys:
             self._release_blocked(conn, plan.delivered_keys, holds, now)
-        for kind, detail, system, flow in plan.events:
-            q.add_event(conn, now, kind, detail, system, flow)
+        for kind, detail, event_system, event_flow in plan.events:
+            q.add_event(conn, now, kind, detail, event_system, event_flow)
 
     def _release_system(
         self, conn: Connection, system: str, holds: dict[str, str], now: datetime
@@ -480,8 +511,8 @@ class Engine:
                 ),
             )
             groups[(status, reason)].append(row.id)
-        for (status, reason), ids in groups.items():
-            q.set_state(conn, ids, status, reason, now)
+        for (to_status, to_reason), ids in groups.items():
+            q.set_state(conn, ids, to_status, to_reason, now)
 
     async def record(self, sent: list[Sent]) -> None:
         if not sent:
@@ -518,35 +549,112 @@ class Engine:
         return total
 
     async def run(self, stop: asyncio.Event, idle: float = 0.25) -> None:
-        """The pipelined loop: claims while sends are in flight; outcomes are group-committed."""
+        """The pipelined loop: claims ahead into per-flow buffers, starts sends as limits
+        allow, and group-commits outcomes, so the store sees few, large transactions."""
         self._loop = asyncio.get_running_loop()
         recorder = asyncio.create_task(self._record_loop(stop))
+        # A fixed pool of senders fed by a queue: cheaper than a task per delivery.
+        pool = min(1024, sum(self.flow_limit.values()) or 1)
+        senders = [asyncio.create_task(self._sender()) for _ in range(pool)]
         tasks: set[asyncio.Task[None]] = set()
+        buffers: dict[str, deque[Job]] = {name: deque() for name in self.flows}
+        last_claim = -1e9
         try:
             while not stop.is_set():
-                try:
-                    jobs = await self.claim()
-                except InterlinkError as exc:
-                    log.warning("claim failed, retrying: %s", exc)
-                    await _wait(stop, 1.0)
-                    continue
-                for job in jobs:
-                    task = asyncio.create_task(self._send_one(job))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if jobs:
-                    # Claim again as soon as there is room; don't spin while full.
+                now = self.clock.now()
+                want = {}
+                for name, flow in self.flows.items():
+                    n = self._prefetch(flow, len(buffers[name]), now)
+                    if n > 0:
+                        want[name] = n
+                claimed = 0
+                if want or time.monotonic() - last_claim > idle:
+                    last_claim = time.monotonic()
+                    try:
+                        jobs = await self.claim(want)
+                    except InterlinkError as exc:
+                        log.warning("claim failed, retrying: %s", exc)
+                        await _wait(stop, 1.0)
+                        continue
+                    claimed = len(jobs)
+                    for job in jobs:
+                        if job.probe:
+                            buffers[job.flow.name].appendleft(job)
+                        else:
+                            buffers[job.flow.name].append(job)
+                returned = self._dispatch(buffers, self.clock.now(), tasks)
+                if returned:
+                    await self._return(returned)
+                if any(buffers.values()):
                     self._slot_free.clear()
-                    await _first(stop, self._slot_free, self._wake, timeout=0.05)
-                else:
+                    await _first(stop, self._slot_free, self._wake, timeout=0.02)
+                elif claimed == 0:
                     self._wake.clear()
                     await _first(stop, self._wake, timeout=idle)
         finally:
+            leftovers = [job for buf in buffers.values() for job in buf]
+            for _ in senders:
+                self._sendq.put_nowait(None)
+            await asyncio.gather(*senders, return_exceptions=True)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if leftovers:
+                with contextlib.suppress(InterlinkError):
+                    await self._return(leftovers)
             self._outcome_ready.set()
             stop.set()
             await recorder
+
+    def _dispatch(
+        self, buffers: dict[str, deque[Job]], now: datetime, tasks: set[asyncio.Task[None]]
+    ) -> list[Job]:
+        """Start what the limits allow; hand back buffered jobs that may not go at all now."""
+        returned: list[Job] = []
+        for name, buf in buffers.items():
+            flow = self.flows[name]
+            while buf and buf[0].probe:
+                self._spawn(buf.popleft(), now, tasks)
+            if not buf:
+                continue
+            if self._blocked(flow, now):
+                returned.extend(buf)
+                buf.clear()
+                continue
+            for _ in range(min(len(buf), self._capacity(flow, now))):
+                self._spawn(buf.popleft(), now, tasks)
+        return returned
+
+    def _spawn(self, job: Job, now: datetime, tasks: set[asyncio.Task[None]]) -> None:
+        self._start(job, now)
+        self._sendq.put_nowait(job)
+
+    async def _sender(self) -> None:
+        while True:
+            job = await self._sendq.get()
+            if job is None:
+                return
+            await self._send_one(job)
+
+    async def _return(self, jobs: list[Job]) -> None:
+        """Give back leased, unsent jobs: to wherever their flow or system now says."""
+
+        def write(conn: Connection) -> None:
+            groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+            for job in jobs:
+                circ = self.circuits.get(job.flow.target)
+                status, reason = placement(
+                    flow_hold=self.flow_holds.get(job.flow.name),
+                    system_hold=(
+                        HoldReason.DOWNSTREAM_DOWN
+                        if job.probe or (circ is not None and circ.state == CircuitState.OPEN)
+                        else None
+                    ),
+                )
+                groups[(status, reason)].append(job.id)
+            for (to_status, to_reason), ids in groups.items():
+                q.set_state(conn, ids, to_status, to_reason, self.clock.now(), leased_only=True)
+
+        await self.store.write(write)
 
     async def _send_one(self, job: Job) -> None:
         sent = await self.send(job)

@@ -1,0 +1,155 @@
+"""What every command shares: the ``-c/--config`` option, opening the topology and the hub,
+reading times and filters from the command line, and printing.
+
+Commands raise :class:`~interlink.errors.InterlinkError` for anything the user can fix;
+:func:`interlink.cli.main` turns it into a message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.console import Console
+
+from interlink.config import Topology, config_path, load
+from interlink.errors import InputError
+from interlink.service import DeliveryFilter, Hub
+
+EXIT_OK = 0
+EXIT_DOES_NOT_HOLD = 1
+EXIT_BAD_INPUT = 2
+
+ACTOR_ENV = "INTERLINK_ACTOR"
+
+
+def _console(stream: TextIO) -> Console:
+    # Piped output is read by scripts and logs: long lines stay whole instead of wrapping at 80.
+    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(file=stream, highlight=False, soft_wrap=True, width=wide)
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-c",
+        "--config",
+        help="The topology file [default: $INTERLINK_CONFIG or ./interlink.yaml].",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+# Filter options shared by `deliveries` and `repush`.
+FlowOption = Annotated[str | None, typer.Option("--flow", help="Only this flow.")]
+StatusOption = Annotated[
+    str | None,
+    typer.Option("--status", help="pending, in_flight, held, delivered or dead."),
+]
+ReasonOption = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why held or dead, e.g. downstream_down, rejected."),
+]
+KeyOption = Annotated[str | None, typer.Option("--key", help="Only this business key.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Updated at or after this ISO 8601 time (topology timezone)."),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option("--until", help="Updated before this ISO 8601 time (topology timezone)."),
+]
+
+
+def topology(config: Path | None) -> Topology:
+    return load(config_path(str(config) if config is not None else None))
+
+
+@contextlib.contextmanager
+def hub(config: Path | None) -> Iterator[Hub]:
+    """A hub for one command; nothing here starts the engine or its transport."""
+    h = Hub(topology(config))
+    try:
+        yield h
+    finally:
+        h.store.close()
+
+
+def parse_time(text: str | None, option: str, topo: Topology) -> datetime | None:
+    """An ISO 8601 time; without an offset it is in the topology's timezone."""
+    if text is None:
+        return None
+    value = text.strip()
+    if re.fullmatch(r".*[zZ]", value):
+        value = value[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"{option}: {text!r} is not an ISO 8601 time; use e.g. 2026-01-05T09:30 "
+            f"(in {topo.timezone}) or 2026-01-05T09:30+08:00"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=topo.tz)
+    return when
+
+
+def delivery_filter(
+    topo: Topology,
+    *,
+    flow: str | None,
+    status: str | None,
+    reason: str | None,
+    key: str | None,
+    since: str | None,
+    until: str | None,
+) -> DeliveryFilter:
+    return DeliveryFilter(
+        flow=flow,
+        status=status,
+        reason=reason,
+        key=key,
+        since=parse_time(since, "--since", topo),
+        until=parse_time(until, "--until", topo),
+    )
+
+
+def actor() -> str:
+    """Who is acting, for the audit record: $INTERLINK_ACTOR or the OS user, as ``cli:NAME``."""
+    name = os.environ.get(ACTOR_ENV)
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):
+            name = "unknown"
+    return f"cli:{name}"
+
+
+def local_time(when: datetime | None, topo: Topology) -> str:
+    if when is None:
+        return ""
+    return when.astimezone(topo.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_json(data: Any) -> None:
+    # Plain stdout, not Rich: scripts get exactly the JSON, unwrapped.
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def shorten(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"

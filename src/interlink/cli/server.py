@@ -1,0 +1,79 @@
+"""``serve`` runs the API and console (and, unless told not to, the delivery workers);
+``worker`` runs the delivery engine alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from interlink.cli.common import ConfigOption, err, topology
+from interlink.clock import SystemClock
+from interlink.service import Hub
+from interlink.transports.http import HttpTransport
+
+
+def serve(
+    config: ConfigOption = None,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Serve the API and console only; no delivery.")
+    ] = False,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen on this address [default: listen:].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Listen on this port.")
+    ] = None,
+) -> None:
+    """Run the HTTP API and the console, with the delivery workers."""
+    import uvicorn
+
+    # Imported here so that every other command starts without loading the web stack.
+    from interlink.web.api import create_app
+
+    topo = topology(config)
+    default_host, default_port = topo.listen_address()
+    hub = Hub(topo, clock=SystemClock())
+    app = create_app(hub, workers=not no_workers)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or default_host,
+            port=port or default_port,
+            log_level="info",
+            lifespan="on",
+        )
+    )
+    try:
+        server.run()
+    finally:
+        hub.store.close()
+
+
+def worker(config: ConfigOption = None) -> None:
+    """Run the delivery engine alone, until SIGINT or SIGTERM."""
+    topo = topology(config)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport())))
+
+
+async def _work(hub: Hub) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    err.print(
+        f"worker {hub.engine.worker_id}: delivering {len(hub.topology.flows)} flows "
+        "(stop with Ctrl-C)",
+        markup=False,
+    )
+    try:
+        await hub.engine.run(stop)
+    finally:
+        await hub.close()
+    err.print("worker stopped", markup=False)

@@ -1,0 +1,49 @@
+"""``init`` writes an example topology; ``check`` validates one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from interlink.cli.common import ConfigOption, out, topology
+from interlink.config import DEFAULT_CONFIG_PATH, config_path
+from interlink.example import write_example
+
+
+def init(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Where to write interlink.yaml and contracts/ [default: the folder of -c].",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Write an example topology (interlink.yaml and its contracts) to start from."""
+    target = (
+        directory if directory is not None else config_path(str(config) if config else None).parent
+    )
+    written = write_example(target, force=force)
+    for path in written:
+        out.print(f"wrote {path}", markup=False)
+    here = target.resolve() == Path.cwd().resolve()
+    where = "" if here else f" -c {target / DEFAULT_CONFIG_PATH}"
+    out.print("\nNext steps:")
+    out.print("  export TRADING_TOKEN=<a long random string>   # the trading system's API token")
+    out.print(f"  interlink check{where}", markup=False)
+    out.print(f"  interlink serve{where}", markup=False)
+
+
+def check(config: ConfigOption = None) -> None:
+    """Validate the topology file; list every problem as file:line: message."""
+    topo = topology(config)
+    out.print(
+        f"{topo.path}: {len(topo.systems)} systems, {len(topo.documents)} documents, "
+        f"{len(topo.flows)} flows",
+        markup=False,
+    )
+    out.print("ok")

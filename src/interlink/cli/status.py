@@ -1,0 +1,73 @@
+"""``status``: per flow what is pending, in flight, held, delivered and dead; per system its
+circuit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+
+from interlink.cli.common import ConfigOption, JsonOption, hub, local_time, out, print_json
+from interlink.config import Topology
+
+
+def status(config: ConfigOption = None, json_: JsonOption = False) -> None:
+    """Show each flow's deliveries by state and each system's circuit."""
+    with hub(config) as h:
+        data = h.status()
+        if json_:
+            print_json(data)
+            return
+        out.print(flow_table(data))
+        out.print(system_table(data, h.topology))
+
+
+def held_text(held: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(held.items()) if n) or "0"
+
+
+def flow_table(data: dict[str, Any]) -> Table:
+    table = Table(title="flows", title_justify="left")
+    table.add_column("flow")
+    table.add_column("from → to")
+    for name in ("pending", "in flight"):
+        table.add_column(name, justify="right")
+    table.add_column("held")
+    table.add_column("delivered", justify="right")
+    table.add_column("dead", justify="right")
+    table.add_column("hold")
+    for name, f in data["flows"].items():
+        hold = f.get("hold")
+        table.add_row(
+            name,
+            f"{f['from']} → {f['to']}",
+            str(f["pending"]),
+            str(f["in_flight"]),
+            held_text(f["held"]),
+            str(f["delivered"]),
+            f"[red]{f['dead']}[/]" if f["dead"] else "0",
+            f"[yellow]{hold['reason']}[/] by {hold['by']}" if hold else "",
+        )
+    return table
+
+
+def system_table(data: dict[str, Any], topology: Topology) -> Table:
+    table = Table(title="systems", title_justify="left")
+    table.add_column("system")
+    table.add_column("circuit")
+    table.add_column("since")
+    table.add_column("next probe")
+    for name, s in data["systems"].items():
+        open_ = s["circuit"] == "open"
+        table.add_row(
+            name,
+            "[red]open[/]" if open_ else "[green]closed[/]",
+            _when(s.get("opened_at"), topology),
+            _when(s.get("next_probe_at"), topology),
+        )
+    return table
+
+
+def _when(iso: str | None, topology: Topology) -> str:
+    return local_time(datetime.fromisoformat(iso), topology) if iso else ""

@@ -1,0 +1,410 @@
+"""The HTTP API (FastAPI): a thin shell over :class:`interlink.service.Hub`.
+
+Every error leaves as ``{"error": {"code", "message", ...}}`` with the status of its
+:mod:`interlink.errors` class; a bug answers 500 with no traceback in the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from interlink import __version__
+from interlink.config import System
+from interlink.errors import (
+    InputError,
+    InterlinkError,
+    TooLarge,
+    Unauthorized,
+)
+from interlink.intake import Item
+from interlink.service import DeliveryFilter, Hub
+from interlink.times import parse_time
+
+log = logging.getLogger("interlink.api")
+
+ADMIN_TOKEN_ENV = "INTERLINK_ADMIN_TOKEN"
+# A whole request body; each document inside has its own, smaller limit.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+def _error(exc: InterlinkError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSONResponse({"error": exc.to_json()}, status_code=exc.http_status, headers=headers)
+
+
+def _item_result(result: dict[str, Any] | InterlinkError) -> dict[str, Any]:
+    if isinstance(result, InterlinkError):
+        return {"status": result.http_status, "error": result.to_json()}
+    return {"status": 202, **result}
+
+
+class RepushRequest(BaseModel):
+    flow: str | None = None
+    status: str | None = Field(None, description="dead (default) or delivered")
+    reason: str | None = None
+    key: str | None = None
+    since: str | None = Field(None, description="ISO 8601; topology time zone if no offset")
+    until: str | None = None
+    dry_run: bool = False
+
+
+class HoldRequest(BaseModel):
+    note: str = ""
+
+
+# -- authentication (module level, so FastAPI can resolve the annotations) ---------------------
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def source_system(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> System:
+    """The system a submission comes from, by its token."""
+    system = _hub(request).topology.system_for_token(_bearer(authorization))
+    if system is None:
+        raise Unauthorized("unknown token")
+    return system
+
+
+def operator(authorization: Annotated[str | None, Header()] = None) -> str:
+    """Management calls need the admin token when one is configured."""
+    expected = os.environ.get(ADMIN_TOKEN_ENV)
+    if not expected:
+        return "api"
+    token = _bearer(authorization)
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("unknown token")
+    return "api:admin"
+
+
+def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """Reads take the admin token or any system's token."""
+    expected = os.environ.get(ADMIN_TOKEN_ENV)
+    if not expected:
+        return "api"
+    token = _bearer(authorization)
+    if hmac.compare_digest(token.encode(), expected.encode()):
+        return "api:admin"
+    system = _hub(request).topology.system_for_token(token)
+    if system is None:
+        raise Unauthorized("unknown token")
+    return f"api:{system.name}"
+
+
+class DocumentIn(BaseModel):
+    """Declared for the OpenAPI document only: intake reads the raw body itself."""
+
+    type: str
+    payload: dict[str, Any]
+
+
+def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
+    topology = hub.topology
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not os.environ.get(ADMIN_TOKEN_ENV):
+            log.warning(
+                "%s is not set: the management API (re-push, pause, reads) is open to anyone "
+                "who can reach %s",
+                ADMIN_TOKEN_ENV,
+                "{}:{}".format(*topology.listen_address()),
+            )
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.engine.run(stop)) if workers else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
+    app = FastAPI(
+        title="Interlink",
+        version=__version__,
+        description="Durable intake and reliable delivery between business systems.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(InterlinkError)
+    async def _on_interlink_error(_request: Request, exc: InterlinkError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        body = {"code": "invalid", "message": "the request is not valid", "problems": problems}
+        return JSONResponse({"error": body}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http"
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code
+        )
+
+    @app.exception_handler(Exception)
+    async def _on_bug(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        body = {"code": "internal", "message": "internal error; the server log has the details"}
+        return JSONResponse({"error": body}, status_code=500)
+
+    # -- intake ---------------------------------------------------------------------------
+
+    @app.post(
+        "/api/v1/documents",
+        status_code=202,
+        summary="Submit one document, a JSON array of them, or NDJSON",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/DocumentIn"},
+                                {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/DocumentIn"},
+                                },
+                            ]
+                        }
+                    },
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
+    async def submit(
+        request: Request,
+        source: Annotated[System, Depends(source_system)],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        body = await _read_body(request)
+        items, errors, batch = _parse_documents(body, request.headers.get("content-type", ""))
+        if batch and idempotency_key is not None:
+            raise InputError("Idempotency-Key applies to a single document, not a batch")
+        if not batch:
+            items[0].idempotency_key = idempotency_key
+        results = await hub.intake.submit(source, items)
+        hub.engine.wake()
+        if not batch:
+            result = results[0]
+            if isinstance(result, InterlinkError):
+                return _error(result)
+            return JSONResponse(result, status_code=202)
+        merged: list[dict[str, Any] | InterlinkError] = []
+        it = iter(results)
+        for err in errors:
+            merged.append(err if err is not None else next(it))
+        out = [_item_result(r) for r in merged]
+        accepted = any(not isinstance(r, InterlinkError) for r in merged)
+        return JSONResponse(out, status_code=202 if accepted or not out else 422)
+
+    # -- documents and deliveries ----------------------------------------------------------
+
+    @app.get("/api/v1/documents/{document_id}", summary="A document with its deliveries")
+    def get_document(document_id: str, _who: Annotated[str, Depends(reader)]) -> dict[str, Any]:
+        return hub.document(document_id).to_json()
+
+    @app.get("/api/v1/documents", summary="Documents by business key")
+    def find_documents(
+        _who: Annotated[str, Depends(reader)],
+        key: str,
+        type: str | None = None,
+    ) -> dict[str, Any]:
+        return {"items": [d.to_json() for d in hub.documents(key, type)]}
+
+    @app.get("/api/v1/deliveries", summary="Deliveries, newest first, paged by id")
+    def list_deliveries(
+        _who: Annotated[str, Depends(reader)],
+        flow: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        key: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        before: int | None = Query(None, description="the `next` cursor of the previous page"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        f = _filter(flow, status, reason, key, since, until)
+        items = hub.deliveries(f, before=before, limit=limit)
+        return {
+            "items": [d.to_json() for d in items],
+            "next": items[-1].id if len(items) == limit else None,
+        }
+
+    @app.get("/api/v1/deliveries/{delivery_id}", summary="A delivery with its attempts")
+    def get_delivery(delivery_id: int, _who: Annotated[str, Depends(reader)]) -> dict[str, Any]:
+        return hub.delivery(delivery_id).to_json(with_attempts=True)
+
+    @app.post("/api/v1/deliveries/{delivery_id}/repush", summary="Re-push one delivery")
+    def repush_one(delivery_id: int, who: Annotated[str, Depends(operator)]) -> dict[str, Any]:
+        return hub.repush_one(delivery_id, actor=who).to_json(with_attempts=False)
+
+    @app.post("/api/v1/repush", summary="Re-push every delivery matching a filter")
+    def repush(
+        who: Annotated[str, Depends(operator)],
+        request: Annotated[RepushRequest, Body()],
+    ) -> dict[str, Any]:
+        f = _filter(
+            request.flow, request.status, request.reason, request.key, request.since, request.until
+        )
+        return hub.repush(f, actor=who, dry_run=request.dry_run)
+
+    @app.post("/api/v1/flows/{flow}/pause", summary="Hold a flow's deliveries")
+    def pause(
+        flow: str,
+        who: Annotated[str, Depends(operator)],
+        request: Annotated[HoldRequest | None, Body()] = None,
+    ) -> dict[str, Any]:
+        return hub.pause(flow, actor=who, note=request.note if request else "")
+
+    @app.post("/api/v1/flows/{flow}/resume", summary="Release a paused or auth-held flow")
+    def resume(flow: str, who: Annotated[str, Depends(operator)]) -> dict[str, Any]:
+        return hub.resume(flow, actor=who)
+
+    @app.get("/api/v1/status", summary="Per flow counts; per system circuit and window")
+    def status(_who: Annotated[str, Depends(reader)]) -> dict[str, Any]:
+        return hub.status()
+
+    @app.get("/api/v1/events", summary="Recent engine events (circuit changes, rejections)")
+    def events(
+        _who: Annotated[str, Depends(reader)], limit: int = Query(100, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        return {"items": hub.events(limit)}
+
+    @app.get("/healthz", summary="Liveness: the process answers and the store is readable")
+    def healthz() -> dict[str, Any]:
+        hub.store.read_sync(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.openapi_schema = None
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {})["DocumentIn"] = (
+                DocumentIn.model_json_schema()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    def _filter(
+        flow: str | None,
+        status: str | None,
+        reason: str | None,
+        key: str | None,
+        since: str | None,
+        until: str | None,
+    ) -> DeliveryFilter:
+        return DeliveryFilter(
+            flow=flow,
+            status=status,
+            reason=reason,
+            key=key,
+            since=_time(since, "since"),
+            until=_time(until, "until"),
+        )
+
+    def _time(value: str | None, name: str) -> datetime | None:
+        return parse_time(value, topology.tz, name) if value else None
+
+    app.state.hub = hub
+    return app
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise TooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise TooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_documents(
+    body: bytes, content_type: str
+) -> tuple[list[Item], list[InterlinkError | None], bool]:
+    """Items to submit, a per-position error list (None where an item was parsed), batch?"""
+    if not body.strip():
+        raise InputError("empty body: send a JSON document, a JSON array or NDJSON")
+    if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
+        items: list[Item] = []
+        errors: list[InterlinkError | None] = []
+        for number, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                errors.append(InputError(f"line {number}: malformed JSON: {exc}"))
+                continue
+            if not isinstance(value, dict):
+                errors.append(InputError(f"line {number}: each line must be a JSON object"))
+                continue
+            errors.append(None)
+            items.append(_item(value))
+        return items, errors, True
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}") from None
+    if isinstance(value, dict):
+        return [_item(value)], [None], False
+    if isinstance(value, list):
+        items, errors = [], []
+        for index, entry in enumerate(value):
+            if isinstance(entry, dict):
+                items.append(_item(entry))
+                errors.append(None)
+            else:
+                errors.append(InputError(f"item {index}: each document must be a JSON object"))
+        return items, errors, True
+    raise InputError("the body must be a JSON object, an array of objects, or NDJSON")
+
+
+def _item(value: dict[str, Any]) -> Item:
+    return Item(type=value.get("type"), payload=value.get("payload"))
