@@ -30,11 +30,11 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from receiver import ReceiverProcess  # noqa: E402
+from receiver import ReceiverProcess
 
-from interlink.config import load  # noqa: E402
-from interlink.intake import Item  # noqa: E402
-from interlink.service import Hub  # noqa: E402
+from interlink.config import load
+from interlink.intake import Item
+from interlink.service import Hub
 
 TOKEN = "bench-token"
 CONCURRENCY = 64
@@ -272,8 +272,8 @@ async def main() -> None:
             f"interlink end to end        {total:10,.0f} docs/s   (submit {submit:,.0f}/s, "
             f"deliver {deliver:,.0f}/s)"
         )
-        print(f"  ratio to ceiling          {deliver / ceil:10.2f}×   (delivery phase; target 0.5)")
-        print(f"  ratio incl. intake        {total / ceil:10.2f}×")
+        print(f"  ratio to ceiling          {deliver / ceil:10.2f}x   (delivery phase; target 0.5)")
+        print(f"  ratio incl. intake        {total / ceil:10.2f}x")
         rate = await intake_api(directory, receiver.url, args.docs)
         print(f"intake over HTTP, batch 500 {rate:10,.0f} docs/s   (target 10,000)")
         lat = await latency(directory, receiver.url, 500, args.latency_seconds)

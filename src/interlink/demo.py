@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import sys
@@ -429,11 +428,6 @@ class Demo:
 def describe(hub: Hub, event: dict[str, Any]) -> str:
     """One log line for an engine event."""
     kind, detail = event["kind"], event.get("detail") or {}
-    if isinstance(detail, str):  # the store keeps it as JSON text
-        with contextlib.suppress(ValueError):
-            detail = json.loads(detail)
-    if not isinstance(detail, dict):
-        detail = {"detail": str(detail)}
     system, flow = event.get("system"), event.get("flow")
     if kind == "circuit_opened":
         return f"{system} circuit opened ({detail.get('detail', '')}): its deliveries are held"
@@ -453,7 +447,8 @@ def run(fast: bool = False) -> int:
     # Engine warnings would tear through the live table; the event log tells the story.
     logging.getLogger("interlink").setLevel(logging.ERROR)
     # Piped (make demo > log, the tests): whole lines rather than wrapped at 80 columns.
-    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+    tty = sys.stdout.isatty()
+    console = Console(highlight=False, soft_wrap=not tty, width=None if tty else 120)
     try:
         return asyncio.run(Demo(FAST if fast else NORMAL, console).run())
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ above it.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -212,7 +213,7 @@ class Hub:
                 "kind": r.kind,
                 "system": r.system,
                 "flow": r.flow,
-                "detail": r.detail,
+                "detail": json.loads(r.detail),
             }
             for r in rows
         ]
@@ -345,7 +346,7 @@ class Hub:
                 "actor": r.actor,
                 "action": r.action,
                 "target": r.target,
-                "detail": r.detail,
+                "detail": json.loads(r.detail),
             }
             for r in rows
         ]

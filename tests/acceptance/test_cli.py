@@ -318,3 +318,29 @@ def test_bad_usage_exits_2(cli: Cli, example: Path) -> None:
     assert result.code == 2
     result = cli("nonsense")
     assert result.code == 2
+
+
+def test_push_asks_for_the_source_when_several_send_the_type(tmp_path: Path, cli: Cli) -> None:
+    write(
+        tmp_path / "interlink.yaml",
+        """\
+        database: sqlite:///hub.db
+        systems:
+          shop: {}
+          branch: {}
+          member: {url: "http://127.0.0.1:9"}
+        documents:
+          customer: {key: customer_id}
+        flows:
+          shop-member: {from: shop, to: member, document: customer}
+          branch-member: {from: branch, to: member, document: customer}
+        """,
+    )
+    rows = write(tmp_path / "c.csv", "customer_id,name\nC1,Li\n")
+    result = cli("push", str(rows), "--type", "customer")
+    assert result.code == 2
+    assert "branch, shop all send 'customer' documents; say which with --source" in result.err
+
+    result = cli("push", str(rows), "--type", "customer", "--source", "shop")
+    assert result.code == 0, result.err
+    assert cli("status", "--json").json()["flows"]["shop-member"]["pending"] == 1

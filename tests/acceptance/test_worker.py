@@ -116,12 +116,12 @@ async def test_rejected_then_repushed_from_the_cli(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-async def test_worker_stops_on_sigint(
-    tmp_path: Path, worker: asyncio.subprocess.Process
-) -> None:
+async def test_worker_stops_on_sigint(tmp_path: Path, worker: asyncio.subprocess.Process) -> None:
     assert worker.stderr is not None
-    line = await asyncio.wait_for(worker.stderr.readline(), 20)
-    assert b"delivering 1 flows" in line
+    line = b""
+    while b"delivering 1 flows" not in line:
+        line = await asyncio.wait_for(worker.stderr.readline(), 20)
+        assert line, "the worker ended before it started"
     worker.send_signal(signal.SIGINT)
     _, err = await asyncio.wait_for(worker.communicate(), 20)
     assert worker.returncode == 0, err.decode()

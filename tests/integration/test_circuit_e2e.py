@@ -120,16 +120,6 @@ async def test_a_failure_then_a_success_resets_the_count(
     assert hub.status()["systems"]["treasury"]["circuit"] == "closed"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: Engine._apply applies every 'opened' before every 'closed' of one batch, so a "
-        "batch that opens, closes (a straggler's success) and re-opens the circuit releases all "
-        "held deliveries to pending while the circuit stays open: nothing is claimed (flow "
-        "skipped) and there is nothing held to probe with, so they are stuck for good"
-    ),
-    raises=AssertionError,
-    strict=True,
-)
 async def test_open_close_open_in_one_batch_leaves_nothing_stuck(
     hub: Hub, treasury: Receiver, clock: FakeClock
 ) -> None:

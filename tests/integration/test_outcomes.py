@@ -12,7 +12,6 @@ from tests.conftest import (
     TOPOLOGY,
     TREASURY_FLOW,
     delivery_of,
-    header,
     pay,
     submit,
 )
@@ -290,13 +289,6 @@ async def test_rejected_is_dead_at_once_with_the_downstream_message(
     assert [x.id for x in dead] == [d.id]
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: HttpTransport follows redirects (aiohttp's allow_redirects defaults to True), so a "
-        "3xx with a Location never reaches the classifier: the document goes to another URL"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize("code", [302, 307])
 async def test_redirect_with_location_is_rejected_not_followed(
     code: int, hub: Hub, treasury: Receiver

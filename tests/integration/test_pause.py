@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
 from tests.receiver import Receiver
 
@@ -66,13 +65,6 @@ async def test_blocked_revision_released_during_pause_waits_for_resume(
     assert delivery_of(hub, rev2["id"]).status == "delivered"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: queries.claim_probe picks the oldest held:downstream_down delivery of the system "
-        "without looking at flow holds, so a paused flow's delivery is sent as a circuit probe"
-    ),
-    strict=True,
-)
 async def test_paused_flow_is_not_probed_while_its_downstream_is_down(
     hub: Hub, treasury: Receiver, clock: FakeClock
 ) -> None:

@@ -34,8 +34,9 @@ ACTOR_ENV = "INTERLINK_ACTOR"
 
 def _console(stream: TextIO) -> Console:
     # Piped output is read by scripts and logs: long lines stay whole instead of wrapping at 80.
-    wide = None if stream.isatty() or os.environ.get("COLUMNS") else 160
-    return Console(file=stream, highlight=False, soft_wrap=True, width=wide)
+    tty = stream.isatty()
+    wide = None if tty or os.environ.get("COLUMNS") else 160
+    return Console(file=stream, highlight=False, soft_wrap=not tty, width=wide)
 
 
 out = _console(sys.stdout)

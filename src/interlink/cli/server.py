@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,9 @@ from interlink.cli.common import ConfigOption, err, topology
 from interlink.clock import SystemClock
 from interlink.service import Hub
 from interlink.transports.http import HttpTransport
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def serve(
@@ -29,9 +32,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API and the console, with the delivery workers."""
+    # Imported here so that every other command starts without loading the web stack.
     import uvicorn
 
-    # Imported here so that every other command starts without loading the web stack.
     from interlink.web.api import create_app
 
     topo = topology(config)
@@ -47,10 +50,16 @@ def serve(
             lifespan="on",
         )
     )
+    # server.serve() in our own loop rather than server.run(), so that the hub's HTTP client
+    # is closed on the loop that opened it.
+    asyncio.run(_serve(server, hub))
+
+
+async def _serve(server: uvicorn.Server, hub: Hub) -> None:
     try:
-        server.run()
+        await server.serve()
     finally:
-        hub.store.close()
+        await hub.close()
 
 
 def worker(config: ConfigOption = None) -> None:
@@ -59,6 +68,7 @@ def worker(config: ConfigOption = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     asyncio.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport())))
 
 

@@ -457,17 +457,19 @@ class Engine:
                     update.update(status=Status.HELD, reason=hold)
         q.insert_attempts(conn, plan.attempts)
         q.record_outcomes(conn, plan.updates)
-        for system in plan.opened:
-            q.move(
-                conn,
-                now,
-                to_status=Status.HELD,
-                to_reason=HoldReason.DOWNSTREAM_DOWN,
-                status=Status.PENDING,
-                system=system,
-            )
-        for system in plan.closed:
-            self._release_system(conn, system, holds, now)
+        # One batch may open, close and reopen a circuit: act on where each one ended up.
+        for system in dict.fromkeys([*plan.opened, *plan.closed]):
+            if self.circuit(system).state == CircuitState.OPEN:
+                q.move(
+                    conn,
+                    now,
+                    to_status=Status.HELD,
+                    to_reason=HoldReason.DOWNSTREAM_DOWN,
+                    status=Status.PENDING,
+                    system=system,
+                )
+            else:
+                self._release_system(conn, system, holds, now)
         for circ in plan.circuits.values():
             q.save_circuit(conn, _circuit_row(circ, now))
         if plan.delivered_keys:

@@ -181,13 +181,18 @@ def claim(
 
 
 def claim_probe(conn: Connection, system: str, now: datetime, lease_until: datetime) -> list[Any]:
-    """Lease the oldest delivery held because ``system`` is down, to probe with."""
+    """Lease the oldest delivery held because ``system`` is down, to probe with.
+
+    Never one of a flow that is itself held (paused, auth): that flow must send nothing.
+    """
+    held_flows = select(flow_state.c.flow).where(flow_state.c.hold.is_not(None))
     oldest = (
         select(deliveries.c.id)
         .where(
             deliveries.c.system == system,
             deliveries.c.status == Status.HELD,
             deliveries.c.reason == HoldReason.DOWNSTREAM_DOWN,
+            deliveries.c.flow.not_in(held_flows),
         )
         .order_by(deliveries.c.id)
         .limit(1)

@@ -38,6 +38,8 @@ class HttpTransport:
                 data=request.body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=request.timeout),
+                # A redirect is an answer to classify (rejected), never a second destination.
+                allow_redirects=False,
             ) as response:
                 body = await _read_head(response)
                 return Response(

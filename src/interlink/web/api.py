@@ -134,9 +134,8 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         if not os.environ.get(ADMIN_TOKEN_ENV):
             log.warning(
                 "%s is not set: the management API (re-push, pause, reads) is open to anyone "
-                "who can reach %s",
+                "who can reach this server",
                 ADMIN_TOKEN_ENV,
-                "{}:{}".format(*topology.listen_address()),
             )
         stop = asyncio.Event()
         task = asyncio.create_task(hub.engine.run(stop)) if workers else None
