@@ -290,4 +290,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from interlink import runner
+
+    runner.run(main())

@@ -31,6 +31,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from interlink import runner
 from interlink.clock import SystemClock
 from interlink.config import loads
 from interlink.intake import Item
@@ -132,8 +133,9 @@ class Downstream:
         await self._site.start()
         if self.port == 0:
             server = self._site._server
-            assert isinstance(server, asyncio.base_events.Server)
-            self.port = server.sockets[0].getsockname()[1]
+            sockets = getattr(server, "sockets", None)
+            assert sockets, "the downstream did not start listening"
+            self.port = sockets[0].getsockname()[1]
 
     async def down(self) -> None:
         """Stop listening and drop open connections: every request meets a closed port."""
@@ -450,7 +452,7 @@ def run(fast: bool = False) -> int:
     tty = sys.stdout.isatty()
     console = Console(highlight=False, soft_wrap=not tty, width=None if tty else 120)
     try:
-        return asyncio.run(Demo(FAST if fast else NORMAL, console).run())
+        return runner.run(Demo(FAST if fast else NORMAL, console).run())
     except KeyboardInterrupt:
         console.print("demo interrupted")
         return 130

@@ -8,10 +8,13 @@ accepted or refused on its own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -46,6 +49,7 @@ class Item:
 
 @dataclass(slots=True)
 class Prepared:
+    source: str
     type: str
     key: str
     payload_text: str
@@ -73,6 +77,9 @@ class Intake:
         self.topology = topology
         self.store = store
         self.clock = clock
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[list[Prepared | InterlinkError], Future[list[Result]]]] = []
+        self._scheduled = False
         self.validators = {
             name: ContractValidator(doc.contract_schema, f"contract of {name}")
             for name, doc in topology.documents.items()
@@ -157,6 +164,7 @@ class Intake:
         else:
             identity = "sha256:" + digest
         return Prepared(
+            source=source.name,
             type=item.type,
             key=str(key),
             payload_text=text.decode(),
@@ -193,18 +201,64 @@ class Intake:
         return out
 
     async def submit(self, source: System, items: Sequence[Item]) -> list[Result]:
-        """Accept what can be accepted; one result (dict or error) per item, in order."""
+        """Accept what can be accepted; one result (dict or error) per item, in order.
+
+        Submissions that arrive while the writer is busy are written together, in one job
+        with one set of queries: many small requests cost about what one batch does.
+        """
         prepared = self._prepare_all(source, items)
         if not any(isinstance(p, Prepared) for p in prepared):
             return self._count(source, list(prepared))
-        now = self.clock.now()
-        results = await self.store.write(lambda conn: self.write(conn, source.name, prepared, now))
-        return self._count(source, results)
+        future: Future[list[Result]] = Future()
+        with self._lock:
+            self._waiting.append((prepared, future))
+            schedule = not self._scheduled
+            self._scheduled = True
+        if schedule:
+            taken: list[tuple[list[Any], Future[list[Result]]]] = []
+            job = self.store.submit(lambda conn: self._write_waiting(conn, taken))
+            job.add_done_callback(lambda done: self._hand_out(done, taken))
+        return self._count(source, await asyncio.wrap_future(future))
+
+    def _write_waiting(
+        self, conn: Connection, taken: list[tuple[list[Any], Future[list[Result]]]]
+    ) -> list[list[Result]]:
+        """Runs in the writer: takes every submission waiting now and writes them as one."""
+        with self._lock:
+            taken.extend(self._waiting)
+            self._waiting = []
+            self._scheduled = False
+        flat = [p for prepared, _ in taken for p in prepared]
+        results = self.write(conn, flat, self.clock.now())
+        out, start = [], 0
+        for prepared, _ in taken:
+            out.append(results[start : start + len(prepared)])
+            start += len(prepared)
+        return out
+
+    def _hand_out(
+        self,
+        done: Future[list[list[Result]]],
+        taken: list[tuple[list[Any], Future[list[Result]]]],
+    ) -> None:
+        """After the commit, each submission gets its own results, or the failure."""
+        error = done.exception()
+        if error is None:
+            for results, (_, future) in zip(done.result(), taken, strict=True):
+                future.set_result(results)
+            return
+        if not taken:  # the job never ran: fail what was waiting for it
+            with self._lock:
+                taken.extend(self._waiting)
+                self._waiting = []
+                self._scheduled = False
+        for _, future in taken:
+            future.set_exception(error)
 
     def submit_sync(self, source: System, items: Sequence[Item]) -> list[Result]:
         prepared = self._prepare_all(source, items)
         now = self.clock.now()
-        results = self.store.write_sync(lambda conn: self.write(conn, source.name, prepared, now))
+        results = self.store.write_sync(lambda conn: self.write(conn, prepared, now))
         return self._count(source, results)
 
     def _count(self, source: System, results: list[Any]) -> list[Result]:
@@ -219,7 +273,6 @@ class Intake:
     def write(
         self,
         conn: Connection,
-        source: str,
         batch: Sequence[Prepared | InterlinkError],
         now: datetime,
     ) -> list[Result]:
@@ -281,7 +334,7 @@ class Intake:
                     "identity": p.identity,
                     "payload_hash": p.payload_hash,
                     "payload": p.payload_text,
-                    "source": source,
+                    "source": p.source,
                     "scenario": p.scenario,
                     "deadline": p.deadline,
                     "amount": p.amount,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from interlink import runner
 from interlink.cli.common import ConfigOption, err, topology
 from interlink.clock import SystemClock
 from interlink.service import Hub
@@ -30,6 +31,14 @@ def serve(
     port: Annotated[
         int | None, typer.Option("--port", min=1, max=65535, help="Listen on this port.")
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Log every HTTP request (off by default: at thousands of submissions a "
+            "second the log costs more than the intake).",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API and the console, with the delivery workers."""
     # Imported here so that every other command starts without loading the web stack.
@@ -47,12 +56,13 @@ def serve(
             host=host or default_host,
             port=port or default_port,
             log_level="info",
+            access_log=access_log,
             lifespan="on",
         )
     )
     # server.serve() in our own loop rather than server.run(), so that the hub's HTTP client
     # is closed on the loop that opened it.
-    asyncio.run(_serve(server, hub))
+    runner.run(_serve(server, hub))
 
 
 async def _serve(server: uvicorn.Server, hub: Hub) -> None:
@@ -69,7 +79,7 @@ def worker(config: ConfigOption = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    asyncio.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport())))
+    runner.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport())))
 
 
 async def _work(hub: Hub) -> None:

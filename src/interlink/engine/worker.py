@@ -311,6 +311,10 @@ class Engine:
             )
             response_text = response.body[:RESPONSE_KEEP].decode("utf-8", errors="replace")
         elapsed = time.perf_counter() - t0
+        # The request is over: its slot is free now, not once the outcome is recorded.
+        self.inflight[flow.name] -= 1
+        self.system_inflight[flow.target] -= 1
+        self._slot_free.set()
         self._latency[flow.name].observe(elapsed)
         counter = self._outcome_counters.get((flow.name, classified.outcome))
         if counter is None:
@@ -521,13 +525,7 @@ class Engine:
             return
         now = self.clock.now()
         plan = self.plan(sent, now)
-        try:
-            await self.store.write(lambda conn: self._apply(conn, plan, now))
-        finally:
-            for s in sent:
-                self.inflight[s.job.flow.name] -= 1
-                self.system_inflight[s.job.flow.target] -= 1
-            self._slot_free.set()
+        await self.store.write(lambda conn: self._apply(conn, plan, now))
 
     # -- driving ---------------------------------------------------------------------------
 

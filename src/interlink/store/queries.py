@@ -309,17 +309,70 @@ def _driver_many(
     conn.exec_driver_sql(sql.format(p=marker), params)
 
 
+# On SQLite the rows go in one multi-row statement per chunk, not executemany: the driver
+# gives up and retakes the GIL around every row of an executemany, and with the event loop
+# busy in the other thread each retake waits (measured: 2.35 s of 4.4 s for 20,000 outcomes).
+_CHUNK_VARIABLES = 30_000
+
+_RECORD_MANY_SQLITE = (
+    "WITH v(b_id, b_lease, status, reason, attempts, failures, next_at, first_failure_at, "
+    "delivered_at, last_error, probe, updated_at) AS (VALUES {values}) "
+    "UPDATE deliveries SET status=v.status, reason=v.reason, attempts=v.attempts, "
+    "failures=v.failures, next_at=v.next_at, lease_until=NULL, "
+    "first_failure_at=v.first_failure_at, delivered_at=v.delivered_at, "
+    "last_error=v.last_error, probe=v.probe, updated_at=v.updated_at "
+    "FROM v WHERE deliveries.id=v.b_id AND deliveries.status='in_flight' "
+    "AND deliveries.lease_until=v.b_lease"
+)
+_RECORD_MANY_KEYS = (
+    "b_id",
+    "b_lease",
+    "status",
+    "reason",
+    "attempts",
+    "failures",
+    "next_at",
+    "first_failure_at",
+    "delivered_at",
+    "last_error",
+    "probe",
+    "updated_at",
+)
+_ATTEMPT_MANY_SQLITE = (
+    "INSERT INTO attempts (delivery_id, started_at, elapsed_ms, status_code, outcome, detail, "
+    "response, probe) VALUES {values}"
+)
+
+
+def _sqlite_many(
+    conn: Connection, sql: str, keys: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    per_row = "(" + ", ".join("?" * len(keys)) + ")"
+    size = max(1, _CHUNK_VARIABLES // len(keys))
+    for chunk in _chunks(rows, size):
+        params = tuple(_driver_value(conn, row[k]) for row in chunk for k in keys)
+        conn.exec_driver_sql(sql.format(values=", ".join([per_row] * len(chunk))), params)
+
+
 def record_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Apply outcomes to leased deliveries; a row whose lease was lost is left alone."""
-    if rows:
-        for row in rows:
-            row.setdefault("probe", False)
+    if not rows:
+        return
+    for row in rows:
+        row.setdefault("probe", False)
+    if conn.dialect.name == "sqlite":
+        _sqlite_many(conn, _RECORD_MANY_SQLITE, _RECORD_MANY_KEYS, rows)
+    else:
         keys = (*_RECORD_KEYS[:8], "probe", *_RECORD_KEYS[8:])
         _driver_many(conn, _RECORD_SQL, keys, rows)
 
 
 def insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        _sqlite_many(conn, _ATTEMPT_MANY_SQLITE, _ATTEMPT_KEYS, rows)
+    else:
         _driver_many(conn, _ATTEMPT_SQL, _ATTEMPT_KEYS, rows)
 
 

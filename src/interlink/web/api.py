@@ -84,7 +84,7 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def source_system(
+async def source_system(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> System:
     """The system a submission comes from, by its token."""
@@ -94,7 +94,7 @@ def source_system(
     return system
 
 
-def operator(authorization: Annotated[str | None, Header()] = None) -> str:
+async def operator(authorization: Annotated[str | None, Header()] = None) -> str:
     """Management calls need the admin token when one is configured."""
     expected = os.environ.get(ADMIN_TOKEN_ENV)
     if not expected:
@@ -105,7 +105,7 @@ def operator(authorization: Annotated[str | None, Header()] = None) -> str:
     return "api:admin"
 
 
-def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+async def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     """Reads take the admin token or any system's token."""
     expected = os.environ.get(ADMIN_TOKEN_ENV)
     if not expected:
