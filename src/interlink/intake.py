@@ -27,11 +27,12 @@ from interlink.clock import Clock
 from interlink.config import Flow, System, Topology
 from interlink.contracts.scenarios import Ambiguous, classify
 from interlink.contracts.validation import ContractValidator
-from interlink.engine.holds import placement
+from interlink.engine.holds import merge_system_holds, placement
 from interlink.errors import Conflict, Forbidden, InputError, InterlinkError, Invalid, TooLarge
+from interlink.hooks import Hooks
 from interlink.ids import new_id
 from interlink.metrics import DOCUMENTS
-from interlink.model import Status
+from interlink.model import HoldReason, Status
 from interlink.store import queries as q
 from interlink.store.db import Store
 
@@ -73,8 +74,11 @@ def canonical(payload: Any) -> bytes:
 
 
 class Intake:
-    def __init__(self, topology: Topology, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, topology: Topology, store: Store, clock: Clock, hooks: Hooks | None = None
+    ) -> None:
         self.topology = topology
+        self.hooks = hooks or Hooks()
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
@@ -344,11 +348,17 @@ class Intake:
             outs = []
             for flow in p.flows:
                 blocked = flow.ordered and p.key in waiting[flow.name]
-                status, reason = placement(
-                    blocked=blocked,
-                    flow_hold=flow_holds.get(flow.name),
-                    system_hold=system_holds.get(flow.target),
-                )
+                status: Status
+                reason: HoldReason | None
+                if flow.require_scenario and p.scenario is None:
+                    # Held for a person's decision, before any order or other hold.
+                    status, reason = Status.HELD, HoldReason.UNMAPPED_SCENARIO
+                else:
+                    status, reason = placement(
+                        blocked=blocked,
+                        flow_hold=flow_holds.get(flow.name),
+                        system_hold=system_holds.get(flow.target),
+                    )
                 if flow.ordered:
                     waiting[flow.name].add(p.key)
                 delivery_rows.append(
@@ -409,9 +419,10 @@ class Intake:
 
     def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
         """system → hold reason for systems whose deliveries must not be attempted now."""
-        return {
+        down = {
             row.system: "downstream_down" for row in q.load_circuits(conn) if row.state == "open"
         }
+        return merge_system_holds(down, self.hooks.system_holds(conn, now))
 
 
 __all__ = ["Intake", "Item", "Prepared", "Result", "Status", "canonical"]

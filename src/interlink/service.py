@@ -20,6 +20,7 @@ from interlink.config import Topology
 from interlink.engine.holds import placement
 from interlink.engine.worker import Engine
 from interlink.errors import InputError, NotFound
+from interlink.hooks import Hooks
 from interlink.intake import Intake
 from interlink.model import Delivery, Document, HoldReason, Status
 from interlink.store import queries as q
@@ -65,7 +66,8 @@ class Hub:
         self.store = store or open_store(topology.database_url())
         self.clock = clock or SystemClock()
         self._transport = transport
-        self.intake = Intake(topology, self.store, self.clock)
+        self.hooks = Hooks()
+        self.intake = Intake(topology, self.store, self.clock, self.hooks)
         self._engine: Engine | None = None
 
     @property
@@ -75,7 +77,9 @@ class Hub:
                 from interlink.transports.http import HttpTransport
 
                 self._transport = HttpTransport()
-            self._engine = Engine(self.topology, self.store, self.clock, self._transport)
+            self._engine = Engine(
+                self.topology, self.store, self.clock, self._transport, hooks=self.hooks
+            )
         return self._engine
 
     async def close(self) -> None:

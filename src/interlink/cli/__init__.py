@@ -41,6 +41,21 @@ app.add_typer(flows.app, name="flows")
 app.command("demo")(demo_command.demo)
 
 
+def _register_extensions() -> None:
+    """Command groups of later capabilities: any module here with ``register(app)``."""
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     try:
         app()

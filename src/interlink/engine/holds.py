@@ -25,3 +25,25 @@ def placement(
     if system_hold:
         return Status.HELD, HoldReason(system_hold)
     return Status.PENDING, None
+
+
+# When several system holds apply, the first listed is the one a delivery shows.
+SYSTEM_HOLDS = (HoldReason.MAINTENANCE, HoldReason.DOWNSTREAM_DOWN)
+
+
+def merge_system_holds(*sources: dict[str, str]) -> dict[str, str]:
+    """system → the hold that wins among several sources (maintenance before down)."""
+    merged: dict[str, str] = {}
+    for source in sources:
+        for system, reason in source.items():
+            current = merged.get(system)
+            if current is None or _rank(reason) < _rank(current):
+                merged[system] = reason
+    return merged
+
+
+def _rank(reason: str) -> int:
+    try:
+        return SYSTEM_HOLDS.index(HoldReason(reason))
+    except ValueError:
+        return len(SYSTEM_HOLDS)

@@ -34,6 +34,7 @@ from interlink.engine.limits import TokenBucket
 from interlink.engine.outcome import Classified, Outcome, classify_error, classify_response
 from interlink.engine.retry import RetryPolicy
 from interlink.errors import InterlinkError, TransportError
+from interlink.hooks import Hooks
 from interlink.metrics import CIRCUIT, LATENCY, OUTCOMES
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.store import queries as q
@@ -97,8 +98,11 @@ class Engine:
         clock: Clock,
         transport: Transport,
         worker_id: str | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.topology = topology
+        self.hooks = hooks or Hooks()
+        self.system_holds: dict[str, str] = {}
         self.store = store
         self.clock = clock
         self.transport = transport
@@ -173,7 +177,7 @@ class Engine:
 
     def _blocked(self, flow: Flow, now: datetime) -> bool:
         """The flow may not send now: held, its downstream's circuit open, or throttled."""
-        if flow.name in self.flow_holds:
+        if flow.name in self.flow_holds or flow.target in self.system_holds:
             return True
         if self.circuit(flow.target).state == CircuitState.OPEN:
             return True
@@ -211,9 +215,14 @@ class Engine:
         if not self._loaded:
             self._load(conn)
         q.recover_expired_leases(conn, now)
+        for housekeeper in self.hooks.housekeepers:
+            housekeeper(conn, now)
         self.flow_holds = q.flow_holds(conn)
+        self.system_holds = self.hooks.system_holds(conn, now)
         jobs: list[Job] = []
         for system, circ in self.circuits.items():
+            if system in self.system_holds:
+                continue  # no probes during a maintenance window
             if breaker.probe_due(circ, now) and system in self.topology.systems:
                 rows = q.claim_probe(conn, system, now, now + self._lease_for(system))
                 if rows:
@@ -444,19 +453,20 @@ class Engine:
                 status=Status.PENDING,
                 flow=flow_name,
             )
-            q.add_event(
-                conn,
-                now,
-                "flow_held_auth",
-                {"detail": auth_detail},
-                self.flows[flow_name].target,
-                flow_name,
+            plan.events.append(
+                (
+                    "flow_held_auth",
+                    {"detail": auth_detail},
+                    self.flows[flow_name].target,
+                    flow_name,
+                )
             )
             holds[flow_name] = HoldReason.AUTH
+        system_holds = self.hooks.system_holds(conn, now) if self.hooks.hold_sources else {}
         for update, flow_name in zip(plan.updates, plan.update_flows, strict=True):
-            # A retry on a flow that was paused meanwhile waits with the flow.
+            # A retry on a flow paused meanwhile, or to a system now in a window, waits there.
             if update["status"] == Status.PENDING:
-                hold = holds.get(flow_name)
+                hold = holds.get(flow_name) or system_holds.get(self.flows[flow_name].target)
                 if hold:
                     update.update(status=Status.HELD, reason=hold)
         q.insert_attempts(conn, plan.attempts)
@@ -526,6 +536,16 @@ class Engine:
         now = self.clock.now()
         plan = self.plan(sent, now)
         await self.store.write(lambda conn: self._apply(conn, plan, now))
+        if plan.events and self.hooks.event_listeners:
+            events = [
+                {"at": now, "kind": kind, "detail": detail, "system": system, "flow": flow}
+                for kind, detail, system, flow in plan.events
+            ]
+            for listener in self.hooks.event_listeners:
+                try:
+                    listener(events)
+                except Exception:  # an alerting bug must never stop deliveries
+                    log.exception("event listener failed")
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -644,7 +664,8 @@ class Engine:
                 circ = self.circuits.get(job.flow.target)
                 status, reason = placement(
                     flow_hold=self.flow_holds.get(job.flow.name),
-                    system_hold=(
+                    system_hold=self.system_holds.get(job.flow.target)
+                    or (
                         HoldReason.DOWNSTREAM_DOWN
                         if job.probe or (circ is not None and circ.state == CircuitState.OPEN)
                         else None

@@ -87,13 +87,17 @@ class Store:
     # -- schema ---------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migrations (idempotent).
+
+        Each capability adds its tables in a migration of its own that branches from
+        ``0001``; ``heads`` applies every branch.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.write_engine.begin() as conn:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, "heads")
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate the database: {exc}") from exc
 

@@ -104,6 +104,7 @@ deliveries = Table(
     Index("ix_deliveries_key", "flow", "key", "revision"),
     Index("ix_deliveries_document", "document_id"),
     Index("ix_deliveries_system_status", "system", "status"),
+    Index("ix_deliveries_deadline", "flow", "status", "deadline"),
 )
 
 attempts = Table(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -34,10 +33,11 @@ from interlink.errors import (
 from interlink.intake import Item
 from interlink.service import DeliveryFilter, Hub
 from interlink.times import parse_time
+from interlink.web.deps import ADMIN_TOKEN_ENV, operator, reader, source_system
+from interlink.web.routes import routers
 
 log = logging.getLogger("interlink.api")
 
-ADMIN_TOKEN_ENV = "INTERLINK_ADMIN_TOKEN"
 # A whole request body; each document inside has its own, smaller limit.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
@@ -65,58 +65,6 @@ class RepushRequest(BaseModel):
 
 class HoldRequest(BaseModel):
     note: str = ""
-
-
-# -- authentication (module level, so FastAPI can resolve the annotations) ---------------------
-
-
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
-
-
-def _bearer(authorization: str | None) -> str:
-    if not authorization:
-        raise Unauthorized("missing Authorization: Bearer <token>")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization must be 'Bearer <token>'")
-    return token.strip()
-
-
-async def source_system(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> System:
-    """The system a submission comes from, by its token."""
-    system = _hub(request).topology.system_for_token(_bearer(authorization))
-    if system is None:
-        raise Unauthorized("unknown token")
-    return system
-
-
-async def operator(authorization: Annotated[str | None, Header()] = None) -> str:
-    """Management calls need the admin token when one is configured."""
-    expected = os.environ.get(ADMIN_TOKEN_ENV)
-    if not expected:
-        return "api"
-    token = _bearer(authorization)
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized("unknown token")
-    return "api:admin"
-
-
-async def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    """Reads take the admin token or any system's token."""
-    expected = os.environ.get(ADMIN_TOKEN_ENV)
-    if not expected:
-        return "api"
-    token = _bearer(authorization)
-    if hmac.compare_digest(token.encode(), expected.encode()):
-        return "api:admin"
-    system = _hub(request).topology.system_for_token(token)
-    if system is None:
-        raise Unauthorized("unknown token")
-    return f"api:{system.name}"
 
 
 class DocumentIn(BaseModel):
@@ -346,6 +294,8 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
     def _time(value: str | None, name: str) -> datetime | None:
         return parse_time(value, topology.tz, name) if value else None
 
+    for router in routers():
+        app.include_router(router)
     app.state.hub = hub
     return app
 

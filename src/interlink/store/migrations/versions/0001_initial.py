@@ -62,6 +62,7 @@ def upgrade() -> None:
     op.create_index("ix_deliveries_key", "deliveries", ["flow", "key", "revision"])
     op.create_index("ix_deliveries_document", "deliveries", ["document_id"])
     op.create_index("ix_deliveries_system_status", "deliveries", ["system", "status"])
+    op.create_index("ix_deliveries_deadline", "deliveries", ["flow", "status", "deadline"])
     op.create_table(
         "attempts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
