@@ -7,12 +7,18 @@
   every cycle (moving deliveries into and out of ``held: maintenance`` when a window starts or
   ends). It must be cheap when there is nothing to do.
 - :data:`EventListener`: ``(events) -> None``, called after the engine committed a batch of
-  events (circuit opened, delivery rejected, ...): alerting subscribes here. Must not block.
+  events (circuit opened, delivery rejected, ...). Must not block.
+- :data:`Background`: ``async (stop: asyncio.Event) -> None``, a loop that runs beside the
+  engine in ``serve`` (with workers) and ``worker`` until ``stop`` is set (the alerter).
+
+The ``events`` table is the bus between capabilities: the engine and the operations features
+write events (kinds listed in docs/architecture.md); alerting reads them in order of id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +28,7 @@ from sqlalchemy import Connection
 HoldSource = Callable[[Connection, datetime], dict[str, str]]
 Housekeeper = Callable[[Connection, datetime], None]
 EventListener = Callable[[list[dict[str, Any]]], None]
+Background = Callable[[asyncio.Event], Awaitable[None]]
 
 
 @dataclass
@@ -29,6 +36,7 @@ class Hooks:
     hold_sources: list[HoldSource] = field(default_factory=list)
     housekeepers: list[Housekeeper] = field(default_factory=list)
     event_listeners: list[EventListener] = field(default_factory=list)
+    background: list[Background] = field(default_factory=list)
 
     def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
         from interlink.engine.holds import merge_system_holds

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from interlink.capabilities import install_capabilities
 from interlink.clock import Clock, SystemClock
 from interlink.config import Topology
 from interlink.engine.holds import placement
@@ -69,6 +70,9 @@ class Hub:
         self.hooks = Hooks()
         self.intake = Intake(topology, self.store, self.clock, self.hooks)
         self._engine: Engine | None = None
+        # Services of the capabilities beyond the core, by name (see interlink.capabilities).
+        self.capabilities: dict[str, Any] = {}
+        install_capabilities(self)
 
     @property
     def engine(self) -> Engine:

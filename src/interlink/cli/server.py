@@ -92,8 +92,11 @@ async def _work(hub: Hub) -> None:
         "(stop with Ctrl-C)",
         markup=False,
     )
+    tasks = [asyncio.create_task(loop(stop)) for loop in hub.hooks.background]
     try:
         await hub.engine.run(stop)
     finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await hub.close()
     err.print("worker stopped", markup=False)

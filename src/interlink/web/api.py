@@ -86,13 +86,15 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
                 ADMIN_TOKEN_ENV,
             )
         stop = asyncio.Event()
-        task = asyncio.create_task(hub.engine.run(stop)) if workers else None
+        tasks = []
+        if workers:
+            tasks.append(asyncio.create_task(hub.engine.run(stop)))
+            tasks.extend(asyncio.create_task(loop(stop)) for loop in hub.hooks.background)
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
-                await task
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(
         title="Interlink",
