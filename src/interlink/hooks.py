@@ -18,7 +18,7 @@ write events (kinds listed in docs/architecture.md); alerting reads them in orde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 HoldSource = Callable[[Connection, datetime], dict[str, str]]
 Housekeeper = Callable[[Connection, datetime], None]
 EventListener = Callable[[list[dict[str, Any]]], None]
-Background = Callable[[asyncio.Event], Awaitable[None]]
+Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
