@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -57,6 +59,70 @@ TOKEN = "trading-secret-token"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+PG_ENV = "INTERLINK_TEST_PG"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+STORES_ENV = "INTERLINK_TEST_STORES"
+
+
+def _stores() -> list[str]:
+    return [s.strip() for s in os.environ.get(STORES_ENV, "sqlite").split(",") if s.strip()]
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database; each test clones it (CREATE DATABASE ... TEMPLATE)."""
+    import psycopg
+
+    from interlink.store.db import open_store
+
+    base = os.environ.get(PG_ENV, PG_DEFAULT)
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {base} is required under CI: {exc}")
+        pytest.skip(f"PostgreSQL at {base} is not reachable ({exc}); set {PG_ENV}")
+    name = f"interlink_tpl_{os.getpid()}"
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = _pg_url(base, name)
+        store = open_store(url)
+        store.close()
+        try:
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_url(base: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(base).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=_stores())
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Which store the hub runs on: SQLite (the file in the topology) or a fresh PostgreSQL
+    database cloned from the template, selected with INTERLINK_DATABASE_URL."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    import psycopg
+
+    template = request.getfixturevalue("pg_template")
+    base = os.environ.get(PG_ENV, PG_DEFAULT)
+    name = f"interlink_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    monkeypatch.setenv("INTERLINK_DATABASE_URL", _pg_url(base, name))
+    try:
+        yield "postgresql"
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -102,7 +168,7 @@ def topology(
 
 
 @pytest.fixture
-async def hub(topology: Topology, clock: FakeClock) -> AsyncIterator[Hub]:
+async def hub(topology: Topology, clock: FakeClock, database: str) -> AsyncIterator[Hub]:
     h = Hub(topology, clock=clock, transport=HttpTransport())
     yield h
     await h.close()
@@ -197,6 +263,7 @@ async def make_hub(
     treasury: Receiver,
     finance: Receiver,
     clock: FakeClock,
+    database: str,
 ) -> AsyncIterator[Callable[[str], Hub]]:
     """A hub over a topology of the test's own, ``{treasury}``/``{finance}`` filled in.
 

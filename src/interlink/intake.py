@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from interlink.clock import Clock
 from interlink.config import Flow, System, Topology
-from interlink.contracts.scenarios import Ambiguous, classify
+from interlink.contracts.scenarios import Ambiguous, classify, distinguishing
 from interlink.contracts.validation import ContractValidator
 from interlink.engine.holds import merge_system_holds, placement
 from interlink.errors import Conflict, Forbidden, InputError, InterlinkError, Invalid, TooLarge
@@ -89,6 +90,10 @@ class Intake:
             for name, doc in topology.documents.items()
             if doc.contract_schema is not None
         }
+
+    def set_contract(self, type_: str, schema: dict[str, Any]) -> None:
+        """Validate ``type_`` documents against ``schema`` from now on (a published version)."""
+        self.validators[type_] = ContractValidator(schema, f"contract of {type_}")
 
     # -- checks that need no database ---------------------------------------------------
 
@@ -233,7 +238,7 @@ class Intake:
             self._waiting = []
             self._scheduled = False
         flat = [p for prepared, _ in taken for p in prepared]
-        results = self.write(conn, flat, self.clock.now())
+        results = self.write_retrying(conn, flat, self.clock.now())
         out, start = [], 0
         for prepared, _ in taken:
             out.append(results[start : start + len(prepared)])
@@ -262,8 +267,31 @@ class Intake:
     def submit_sync(self, source: System, items: Sequence[Item]) -> list[Result]:
         prepared = self._prepare_all(source, items)
         now = self.clock.now()
-        results = self.store.write_sync(lambda conn: self.write(conn, prepared, now))
+        results = self.store.write_sync(lambda conn: self.write_retrying(conn, prepared, now))
         return self._count(source, results)
+
+    def write_retrying(
+        self, conn: Connection, batch: Sequence[Prepared | InterlinkError], now: datetime
+    ) -> list[Result]:
+        """``write``, again when another process took the same identity or revision first.
+
+        With several API processes on PostgreSQL two of them may give one key the same next
+        revision; the unique index refuses the second, which then sees the first's commit
+        and numbers after it. Idle workers in other processes are woken at commit.
+        """
+        for attempt in range(1, 4):
+            savepoint = conn.begin_nested()
+            try:
+                results = self.write(conn, batch, now)
+            except IntegrityError:
+                savepoint.rollback()
+                if attempt == 3:
+                    raise
+                continue
+            savepoint.commit()
+            q.notify_work(conn)
+            return results
+        raise AssertionError("unreachable")
 
     def _count(self, source: System, results: list[Any]) -> list[Result]:
         for r in results:
@@ -346,6 +374,7 @@ class Intake:
                 }
             )
             outs = []
+            unmapped: list[str] = []
             for flow in p.flows:
                 blocked = flow.ordered and p.key in waiting[flow.name]
                 status: Status
@@ -353,6 +382,7 @@ class Intake:
                 if flow.require_scenario and p.scenario is None:
                     # Held for a person's decision, before any order or other hold.
                     status, reason = Status.HELD, HoldReason.UNMAPPED_SCENARIO
+                    unmapped.append(flow.name)
                 else:
                     status, reason = placement(
                         blocked=blocked,
@@ -380,6 +410,23 @@ class Intake:
                     }
                 )
                 outs.append({"flow": flow.name, "status": str(status), "reason": reason})
+            if unmapped:
+                # For the alerter: the upstream's product and dev people decide.
+                scenarios = self.topology.documents[p.type].scenarios
+                q.add_event(
+                    conn,
+                    now,
+                    "document_unmapped",
+                    {
+                        "document": doc_id,
+                        "key": p.key,
+                        "type": p.type,
+                        "flows": unmapped,
+                        "fields": distinguishing(scenarios, orjson.loads(p.payload_text)),
+                    },
+                    system=p.source,
+                    flow=unmapped[0],
+                )
             results[i] = {
                 "id": doc_id,
                 "type": p.type,

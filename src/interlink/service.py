@@ -198,6 +198,9 @@ class Hub:
                     "note": row.note,
                 }
         by_system = {row.system: row for row in circuits}
+        # The maintenance capability, when installed, knows each system's open window.
+        windows = self.capabilities.get("maintenance")
+        open_windows: dict[str, Any] = windows.active() if windows is not None else {}
         systems: dict[str, Any] = {}
         for name in self.topology.systems:
             row = by_system.get(name)
@@ -209,7 +212,7 @@ class Hub:
                     "opened_at": row.opened_at.isoformat() if row.opened_at else None,
                     "next_probe_at": row.next_probe_at.isoformat() if row.next_probe_at else None,
                 }
-            systems[name]["window"] = None
+            systems[name]["window"] = open_windows.get(name)
         return {"flows": flows, "systems": systems}
 
     def events(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -285,6 +288,15 @@ class Hub:
             self._wake()
         return result
 
+    def requeue(self, conn: Connection, rows: list[tuple[int, str, str]], now: datetime) -> None:
+        """Place ``(delivery id, flow, system)`` again as re-push does (ordered flows keep
+        order; flow and system holds apply), for capabilities releasing their own holds.
+        Runs inside a write; call :meth:`wake` after the commit."""
+        self._requeue(conn, rows, now)
+
+    def wake(self) -> None:
+        self._wake()
+
     def _requeue(self, conn: Connection, rows: list[tuple[int, str, str]], now: datetime) -> None:
         holds = q.flow_holds(conn)
         open_systems = {r.system for r in q.load_circuits(conn) if r.state == "open"}
@@ -300,6 +312,7 @@ class Hub:
             groups[(status, reason)].append(delivery_id)
         for (to_status, to_reason), ids in groups.items():
             q.set_state(conn, ids, to_status, to_reason, now, reset_failures=True)
+        q.notify_work(conn)
 
     def pause(self, flow: str, actor: str, note: str = "") -> dict[str, Any]:
         self.check_flow(flow)
@@ -339,6 +352,7 @@ class Hub:
                 flow=flow,
             )
             q.add_audit(conn, now, actor, "resume", f"flow:{flow}", {"released": released})
+            q.notify_work(conn)
             return released
 
         released = self.store.write_sync(write)

@@ -40,3 +40,15 @@ class TokenBucket:
         """Seconds until one token is available."""
         self._refill(now)
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
+def strict_bucket(rate: float) -> TokenBucket:
+    """A bucket that lets at most ``rate`` through in any one-second window.
+
+    A plain bucket allows its burst on top of a second's fill; here the burst (a fiftieth of a
+    second's worth, enough to keep sends flowing between dispatch rounds) is taken out of the
+    fill rate, so burst + fill never exceeds the limit the downstream declared.
+    """
+    burst = max(1.0, rate / 50)
+    fill = rate - burst if rate - burst >= rate / 2 else rate / 2
+    return TokenBucket(fill, burst)

@@ -30,7 +30,7 @@ from interlink.config import Flow, Topology
 from interlink.engine import circuit as breaker
 from interlink.engine.circuit import Circuit, CircuitPolicy, CircuitState, Transition
 from interlink.engine.holds import placement
-from interlink.engine.limits import TokenBucket
+from interlink.engine.limits import TokenBucket, strict_bucket
 from interlink.engine.outcome import Classified, Outcome, classify_error, classify_response
 from interlink.engine.retry import RetryPolicy
 from interlink.errors import InterlinkError, TransportError
@@ -45,6 +45,8 @@ from interlink.transports.signing import delivery_headers
 log = logging.getLogger("interlink.engine")
 
 RESPONSE_KEEP = 4096
+# Seconds between a worker's heartbeats; three missed and the others take over its share.
+HEARTBEAT = 2.0
 
 
 @dataclass(slots=True)
@@ -121,14 +123,14 @@ class Engine:
             for name, flow in self.flows.items()
         }
         self.secrets = {name: system.secret() for name, system in topology.systems.items()}
-        self.flow_limit = {name: topology.flow_concurrency(f) for name, f in self.flows.items()}
-        self.system_limit = {
-            name: s.concurrency for name, s in topology.systems.items() if s.concurrency
-        }
-        self.flow_buckets = {name: TokenBucket(f.rate) for name, f in self.flows.items() if f.rate}
-        self.system_buckets = {
-            name: TokenBucket(s.rate) for name, s in topology.systems.items() if s.rate
-        }
+        # Limits are the topology's divided by the number of live workers (see _share).
+        self.share = 0
+        self.flow_limit: dict[str, int] = {}
+        self.system_limit: dict[str, int] = {}
+        self.flow_buckets: dict[str, TokenBucket] = {}
+        self.system_buckets: dict[str, TokenBucket] = {}
+        self._set_share(1)
+        self._heartbeat_at: datetime | None = None
         self.inflight: dict[str, int] = defaultdict(int)
         self.system_inflight: dict[str, int] = defaultdict(int)
         self.throttled_until: dict[str, datetime] = {}
@@ -146,7 +148,37 @@ class Engine:
 
     # -- state shared with the store -------------------------------------------------------
 
+    def _set_share(self, workers: int) -> None:
+        """Each of ``workers`` live workers takes an equal part of every concurrency and rate
+        limit, so that all of them together keep to what the topology declares."""
+        if workers == self.share:
+            return
+        self.share = workers
+        topology = self.topology
+        self.flow_limit = {
+            name: max(1, -(-topology.flow_concurrency(f) // workers))
+            for name, f in self.flows.items()
+        }
+        self.system_limit = {
+            name: max(1, -(-s.concurrency // workers))
+            for name, s in topology.systems.items()
+            if s.concurrency
+        }
+        self.flow_buckets = {
+            name: strict_bucket(f.rate / workers) for name, f in self.flows.items() if f.rate
+        }
+        self.system_buckets = {
+            name: strict_bucket(s.rate / workers) for name, s in topology.systems.items() if s.rate
+        }
+
+    def _heartbeat(self, conn: Connection, now: datetime) -> None:
+        if self._heartbeat_at is None or (now - self._heartbeat_at).total_seconds() >= HEARTBEAT:
+            self._heartbeat_at = now
+            self._set_share(q.heartbeat(conn, self.worker_id, now, live_within=3 * HEARTBEAT))
+
     def _load(self, conn: Connection) -> None:
+        """Circuit state is shared by every worker: re-read it each cycle (a few rows)."""
+        probing = q.probing_systems(conn)
         for row in q.load_circuits(conn):
             self.circuits[row.system] = Circuit(
                 system=row.system,
@@ -157,8 +189,9 @@ class Engine:
                 probe_interval=(
                     timedelta(seconds=row.probe_interval) if row.probe_interval else None
                 ),
-                # A probe in flight belonged to a process that is gone; its lease recovers it.
-                probing=False,
+                # Probing while some worker's probe is in flight; a dead worker's probe
+                # comes back with its lease.
+                probing=row.system in probing,
             )
         self._loaded = True
 
@@ -212,9 +245,9 @@ class Engine:
         return cap - buffered
 
     def _claim_job(self, conn: Connection, now: datetime, want: dict[str, int] | None) -> list[Job]:
-        if not self._loaded:
-            self._load(conn)
+        self._heartbeat(conn, now)
         q.recover_expired_leases(conn, now)
+        self._load(conn)
         for housekeeper in self.hooks.housekeepers:
             housekeeper(conn, now)
         self.flow_holds = q.flow_holds(conn)
@@ -227,6 +260,7 @@ class Engine:
                 rows = q.claim_probe(conn, system, now, now + self._lease_for(system))
                 if rows:
                     breaker.start_probe(circ)
+                    q.save_circuit(conn, _circuit_row(circ, now))
                     jobs.extend(self._job(row, probe=True) for row in rows)
                 else:
                     # Nothing held to probe with: try again after the interval.
@@ -576,6 +610,9 @@ class Engine:
         # A fixed pool of senders fed by a queue: cheaper than a task per delivery.
         pool = min(1024, sum(self.flow_limit.values()) or 1)
         senders = [asyncio.create_task(self._sender()) for _ in range(pool)]
+        listener = (
+            asyncio.create_task(self._listen(stop)) if self.store.dialect == "postgresql" else None
+        )
         tasks: set[asyncio.Task[None]] = set()
         buffers: dict[str, deque[Job]] = {name: deque() for name in self.flows}
         last_claim = -1e9
@@ -624,6 +661,31 @@ class Engine:
             self._outcome_ready.set()
             stop.set()
             await recorder
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            with contextlib.suppress(InterlinkError):
+                await self.store.write(lambda conn: q.retire_worker(conn, self.worker_id))
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Wake at once when another process commits new work (LISTEN/NOTIFY), instead of
+        waiting for the next poll. Reconnects by itself when the server restarts."""
+        import psycopg
+
+        url = self.store.libpq_url()
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {q.WORK_CHANNEL}")
+                    while not stop.is_set():
+                        async for _ in conn.notifies(timeout=1.0):
+                            self._wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("listening for new work failed, polling meanwhile: %s", exc)
+                await _wait(stop, 1.0)
 
     def _dispatch(
         self, buffers: dict[str, deque[Job]], now: datetime, tasks: set[asyncio.Task[None]]

@@ -61,6 +61,7 @@ class Store:
     """Owns the engines and the writer thread for one database URL."""
 
     def __init__(self, url: str) -> None:
+        url = normalize_url(url)
         self.url = url
         self.dialect = url.split(":", 1)[0].split("+", 1)[0]
         try:
@@ -70,8 +71,9 @@ class Store:
                 self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
                 self.read_engine = _sqlite_engine(url, "BEGIN")
             elif self.dialect == "postgresql":
+                # pre-ping: a connection that died with a server restart is replaced, not used.
                 self.write_engine = create_engine(
-                    url, pool_pre_ping=True, pool_size=4, max_overflow=4
+                    url, pool_pre_ping=True, pool_size=8, max_overflow=8, pool_recycle=1800
                 )
                 self.read_engine = self.write_engine
             else:
@@ -83,6 +85,12 @@ class Store:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def libpq_url(self) -> str:
+        """The PostgreSQL URL as libpq (psycopg's own connect) wants it."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -227,6 +235,15 @@ def _as_store_error(exc: BaseException) -> BaseException:
     if isinstance(exc, InterlinkError) or not isinstance(exc, SQLAlchemyError):
         return exc
     return StoreError(f"database write failed: {exc}")
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 here (SQLAlchemy's default
+    would be psycopg2, which we do not ship)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 def open_store(url: str, migrate: bool = True) -> Store:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +23,7 @@ from interlink.store.schema import (
     documents,
     events,
     flow_state,
+    workers,
 )
 
 # -- documents --------------------------------------------------------------------------------
@@ -155,6 +156,8 @@ _CLAIM_RETURNING = (
     deliveries.c.failures,
     deliveries.c.first_failure_at,
     deliveries.c.lease_until,
+    deliveries.c.deadline,
+    deliveries.c.next_at,
 )
 
 
@@ -177,7 +180,8 @@ def claim(
         .order_by(deliveries.c.deadline, deliveries.c.id)
         .limit(limit)
     )
-    rows = _lease(conn, urgent, now, lease_until)
+    # RETURNING keeps no order on PostgreSQL: sort what was leased the way it was chosen.
+    rows = sorted(_lease(conn, urgent, now, lease_until), key=lambda r: (r.deadline, r.id))
     if len(rows) < limit:
         rest = (
             select(deliveries.c.id)
@@ -185,7 +189,8 @@ def claim(
             .order_by(deliveries.c.next_at, deliveries.c.id)
             .limit(limit - len(rows))
         )
-        rows.extend(_lease(conn, rest, now, lease_until))
+        leased = _lease(conn, rest, now, lease_until)
+        rows.extend(sorted(leased, key=lambda r: (r.next_at, r.id)))
     return rows
 
 
@@ -693,3 +698,44 @@ def delivery_rows(conn: Connection, conditions: list[Any]) -> list[Any]:
             .order_by(deliveries.c.id)
         )
     )
+
+
+# -- workers and wake-ups ---------------------------------------------------------------------
+
+
+def heartbeat(conn: Connection, worker_id: str, now: datetime, live_within: float) -> int:
+    """Record that ``worker_id`` is alive; return how many workers are (itself included)."""
+    updated = conn.execute(
+        update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now)
+    ).rowcount
+    if not updated:
+        conn.execute(insert(workers).values(id=worker_id, started_at=now, heartbeat_at=now))
+    cutoff = now - timedelta(seconds=live_within)
+    conn.execute(delete(workers).where(workers.c.heartbeat_at < cutoff - timedelta(hours=1)))
+    live = conn.execute(
+        select(func.count()).select_from(workers).where(workers.c.heartbeat_at >= cutoff)
+    ).scalar()
+    return max(1, int(live or 1))
+
+
+def retire_worker(conn: Connection, worker_id: str) -> None:
+    conn.execute(delete(workers).where(workers.c.id == worker_id))
+
+
+def probing_systems(conn: Connection) -> set[str]:
+    """Systems with a probe in flight (by any worker)."""
+    rows = conn.execute(
+        select(deliveries.c.system)
+        .where(deliveries.c.status == Status.IN_FLIGHT, deliveries.c.probe.is_(True))
+        .distinct()
+    )
+    return {row[0] for row in rows}
+
+
+WORK_CHANNEL = "interlink_work"
+
+
+def notify_work(conn: Connection) -> None:
+    """Wake idle workers in other processes (PostgreSQL LISTEN/NOTIFY; sent at commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {WORK_CHANNEL}")

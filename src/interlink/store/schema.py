@@ -168,3 +168,11 @@ flow_state = Table(
     Column("actor", String(100)),
     Column("note", Text),
 )
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(120), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)

@@ -116,6 +116,13 @@ def upgrade() -> None:
         sa.Column("note", sa.Text),
     )
 
+    op.create_table(
+        "workers",
+        sa.Column("id", sa.String(120), primary_key=True),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    )
+
 
 def downgrade() -> None:
     for table in (
