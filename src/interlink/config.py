@@ -274,6 +274,9 @@ class DocumentType(BaseModel):
             raise ValueError(f"contract file {value} is not JSON: {e}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"contract file {value} must hold a JSON object (a JSON Schema)")
+        problem = _schema_problem(loaded)
+        if problem:
+            raise ValueError(f"contract file {value} is not a valid JSON Schema: {problem}")
         context.setdefault("contracts", {})[resolved] = loaded
         return resolved
 
@@ -283,6 +286,74 @@ class DocumentType(BaseModel):
             contracts = info.context.get("contracts", {}) if isinstance(info.context, dict) else {}
             self.contract_schema = contracts.get(self.contract)
         return self
+
+
+class ReconcileColumns(BaseModel):
+    """Which column of the downstream's export holds what (reconciliation)."""
+
+    model_config = _STRICT
+
+    key: str | None = None
+    amount: str | None = None
+    status: str | None = None
+    date: str | None = None
+    currency: str | None = None
+    revision: str | None = None
+
+
+class ReconcileEndpoint(BaseModel):
+    """A paged query endpoint on the downstream that returns its records for a period."""
+
+    model_config = _STRICT
+
+    url: str
+    page_param: str = "page"
+    size_param: str = "size"
+    page_size: int = Field(default=1000, ge=1)
+    since_param: str = "since"
+    until_param: str = "until"
+    items_path: str = "items"
+    next_path: str | None = None
+    token_env: str | None = None
+
+
+class ReconcileSettings(BaseModel):
+    """Per-flow reconciliation settings (see docs/reconcile.md)."""
+
+    model_config = _STRICT
+
+    map: ReconcileColumns = ReconcileColumns()
+    status_map: dict[str, str] = {}
+    status_field: str = "kind"
+    currency_field: str | None = None
+    tolerance: str = "0"
+    encoding: str | None = None
+    endpoint: ReconcileEndpoint | None = None
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance(cls, value: Any) -> str:
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+        if not amount.is_finite() or amount < 0:
+            raise ValueError(f"{value!r} must be a decimal number, zero or more")
+        return str(amount)
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not a JSON Schema (checked against its meta-schema), or None."""
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as e:
+        where = "/".join(str(p) for p in e.absolute_path)
+        return f"{e.message}" + (f" (at {where})" if where else "")
+    return None
 
 
 class Flow(BaseModel):
@@ -307,6 +378,7 @@ class Flow(BaseModel):
     require_scenario: bool = False
     derives: dict[str, str] | None = None
     contract_version: int | None = None
+    reconcile: ReconcileSettings | None = None
 
     @field_validator("path")
     @classmethod
@@ -375,6 +447,8 @@ class Topology(BaseModel):
     alerts: Alerts = Field(default_factory=Alerts)
     users: list[User] = []
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    # How long delivered documents are kept; `interlink prune` without --older-than uses it.
+    retention: Duration | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -669,6 +743,12 @@ def _cross_check(data: dict[str, Any], reader: _Reader) -> None:
             if isinstance(label, str) and label in seen:
                 reader.problem(("documents", name, "scenarios", i), f"duplicate scenario {label!r}")
             seen.add(str(label))
+            if isinstance(scenario, dict) and "when" in scenario:
+                from interlink.contracts.scenarios import matcher_problems
+
+                loc = ("documents", name, "scenarios", i, "when")
+                for where, message in matcher_problems(scenario["when"]):
+                    reader.problem((*loc, *where), message)
     users = data.get("users")
     seen_users: set[str] = set()
     for i, user in enumerate(users if isinstance(users, list) else []):

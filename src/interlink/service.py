@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -358,6 +358,43 @@ class Hub:
         released = self.store.write_sync(write)
         self._wake()
         return {"flow": flow, "hold": None, "released": released}
+
+    def prune(
+        self, older_than: timedelta, actor: str, dry_run: bool = False, batch: int = 5000
+    ) -> dict[str, Any]:
+        """Remove documents older than ``older_than`` whose deliveries are all delivered.
+
+        Never an undelivered document. Works in batches, each its own transaction, so a large
+        prune does not hold the write lock for long.
+        """
+        if older_than <= timedelta(0):
+            raise InputError("--older-than must be a positive duration, e.g. 90d")
+        now = self.clock.now()
+        cutoff = now - older_than
+        if dry_run:
+            count = self.store.read_sync(lambda conn: q.count_prunable(conn, cutoff))
+            return {"dry_run": True, "cutoff": cutoff.isoformat(), "documents": count}
+        totals = [0, 0, 0]
+        while True:
+
+            def step(conn: Connection) -> tuple[int, int, int]:
+                return q.delete_documents(conn, q.prunable_documents(conn, cutoff, batch))
+
+            removed = self.store.write_sync(step)
+            totals = [a + b for a, b in zip(totals, removed, strict=True)]
+            if removed[0] < batch:
+                break
+        result = {
+            "dry_run": False,
+            "cutoff": cutoff.isoformat(),
+            "documents": totals[0],
+            "deliveries": totals[1],
+            "attempts": totals[2],
+        }
+        self.store.write_sync(
+            lambda conn: q.add_audit(conn, now, actor, "prune", "documents", result)
+        )
+        return result
 
     def audit(self, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.store.read_sync(lambda conn: q.list_audit(conn, target, limit))
