@@ -171,10 +171,30 @@ class Engine:
             name: strict_bucket(s.rate / workers) for name, s in topology.systems.items() if s.rate
         }
 
-    def _heartbeat(self, conn: Connection, now: datetime) -> None:
+    def _heartbeat(self, conn: Connection, now: datetime) -> bool:
         if self._heartbeat_at is None or (now - self._heartbeat_at).total_seconds() >= HEARTBEAT:
             self._heartbeat_at = now
             self._set_share(q.heartbeat(conn, self.worker_id, now, live_within=3 * HEARTBEAT))
+            return True
+        return False
+
+    def _sweep(self, conn: Connection, now: datetime) -> None:
+        """Release holds whose reason is gone (see queries.stale_holds)."""
+        open_systems = {s for s, c in self.circuits.items() if c.state == CircuitState.OPEN}
+        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        for row in q.stale_holds(conn, open_systems, self.flow_holds, self.system_holds):
+            if row.flow not in self.flows:
+                continue
+            status, reason = placement(
+                flow_hold=self.flow_holds.get(row.flow),
+                system_hold=self.system_holds.get(row.system)
+                or (HoldReason.DOWNSTREAM_DOWN if row.system in open_systems else None),
+            )
+            if reason != row.reason:
+                groups[(status, reason)].append(row.id)
+        for (to_status, to_reason), ids in groups.items():
+            log.info("released %d deliveries left %s", len(ids), "held")
+            q.set_state(conn, ids, to_status, to_reason, now)
 
     def _load(self, conn: Connection) -> None:
         """Circuit state is shared by every worker: re-read it each cycle (a few rows)."""
@@ -245,13 +265,15 @@ class Engine:
         return cap - buffered
 
     def _claim_job(self, conn: Connection, now: datetime, want: dict[str, int] | None) -> list[Job]:
-        self._heartbeat(conn, now)
+        sweep = self._heartbeat(conn, now)
         q.recover_expired_leases(conn, now)
         self._load(conn)
         for housekeeper in self.hooks.housekeepers:
             housekeeper(conn, now)
         self.flow_holds = q.flow_holds(conn)
         self.system_holds = self.hooks.system_holds(conn, now)
+        if sweep:
+            self._sweep(conn, now)
         jobs: list[Job] = []
         for system, circ in self.circuits.items():
             if system in self.system_holds:

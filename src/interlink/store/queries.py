@@ -786,3 +786,60 @@ def delete_documents(conn: Connection, document_ids: Sequence[str]) -> tuple[int
         ).rowcount
         removed[0] += conn.execute(delete(documents).where(documents.c.id.in_(chunk))).rowcount
     return removed[0], removed[1], removed[2]
+
+
+def stale_holds(
+    conn: Connection,
+    open_systems: set[str],
+    flow_holds: dict[str, str],
+    system_holds: dict[str, str],
+) -> list[Any]:
+    """Held deliveries whose reason no longer holds: (id, flow, system, reason).
+
+    Holds are placed and released by different processes; when a release commits between
+    another process's read and its write (a revision arriving as its predecessor is delivered,
+    a document arriving as a circuit closes), the hold is left behind. The engine's sweep
+    finds those here and lets them go.
+    """
+    earlier = deliveries.alias("earlier")
+    undelivered_before = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.flow == deliveries.c.flow,
+            earlier.c.key == deliveries.c.key,
+            earlier.c.revision < deliveries.c.revision,
+            earlier.c.status != Status.DELIVERED,
+        )
+        .exists()
+    )
+    held = deliveries.c.status == Status.HELD
+    cols = (deliveries.c.id, deliveries.c.flow, deliveries.c.system, deliveries.c.reason)
+    found = list(
+        conn.execute(
+            select(*cols).where(
+                held, deliveries.c.reason == HoldReason.BLOCKED, ~undelivered_before
+            )
+        )
+    )
+    found += conn.execute(
+        select(*cols).where(
+            held,
+            deliveries.c.reason == HoldReason.DOWNSTREAM_DOWN,
+            deliveries.c.system.not_in(sorted(open_systems) or [""]),
+        )
+    ).all()
+    found += conn.execute(
+        select(*cols).where(
+            held,
+            deliveries.c.reason.in_([HoldReason.PAUSED, HoldReason.AUTH]),
+            deliveries.c.flow.not_in(sorted(flow_holds) or [""]),
+        )
+    ).all()
+    found += conn.execute(
+        select(*cols).where(
+            held,
+            deliveries.c.reason == HoldReason.MAINTENANCE,
+            deliveries.c.system.not_in(sorted(system_holds) or [""]),
+        )
+    ).all()
+    return found
