@@ -312,6 +312,13 @@ class Hub:
             groups[(status, reason)].append(delivery_id)
         for (to_status, to_reason), ids in groups.items():
             q.set_state(conn, ids, to_status, to_reason, now, reset_failures=True)
+        # A re-pushed earlier revision goes first again: later revisions of its key that are
+        # waiting to go (pending, or held for a reason that will pass) wait behind it.
+        pairs = {(flow, key) for flow, key in q.keys_of(conn, ordered_ids)}
+        if pairs:
+            q.set_state(
+                conn, sorted(q.waiting_behind(conn, pairs)), Status.HELD, HoldReason.BLOCKED, now
+            )
         q.notify_work(conn)
 
     def pause(self, flow: str, actor: str, note: str = "") -> dict[str, Any]:

@@ -843,3 +843,37 @@ def stale_holds(
         )
     ).all()
     return found
+
+
+def keys_of(conn: Connection, ids: Sequence[int]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for chunk in _chunks(ids, 500):
+        rows = conn.execute(
+            select(deliveries.c.flow, deliveries.c.key).where(deliveries.c.id.in_(chunk))
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
+def waiting_behind(conn: Connection, pairs: Iterable[tuple[str, str]]) -> set[int]:
+    """Deliveries of these (flow, key)s that could go out (pending, or held paused, auth,
+    maintenance or down) while an earlier revision of the key is undelivered."""
+    candidates = []
+    waiting = [Status.PENDING, Status.HELD]
+    reasons = [
+        None,
+        HoldReason.PAUSED,
+        HoldReason.AUTH,
+        HoldReason.MAINTENANCE,
+        HoldReason.DOWNSTREAM_DOWN,
+    ]
+    for flow, key in pairs:
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.reason).where(
+                deliveries.c.flow == flow,
+                deliveries.c.key == key,
+                deliveries.c.status.in_(waiting),
+            )
+        )
+        candidates.extend(row[0] for row in rows if row[1] in reasons)
+    return with_undelivered_predecessor(conn, candidates) if candidates else set()
