@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -65,6 +65,9 @@ class RepushRequest(BaseModel):
 
 class HoldRequest(BaseModel):
     note: str = ""
+
+
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A delivery's id")]
 
 
 class DocumentIn(BaseModel):
@@ -121,6 +124,12 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         return JSONResponse(
             {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code
         )
+
+    @app.exception_handler(OverflowError)
+    async def _on_overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        # A number past what the database stores (an id of 2**64): bad input, not a bug.
+        body = {"code": "bad_request", "message": "a number in the request is out of range"}
+        return JSONResponse({"error": body}, status_code=400)
 
     @app.exception_handler(Exception)
     async def _on_bug(_request: Request, exc: Exception) -> JSONResponse:
@@ -214,11 +223,15 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         }
 
     @app.get("/api/v1/deliveries/{delivery_id}", summary="A delivery with its attempts")
-    def get_delivery(delivery_id: int, _who: Annotated[str, Depends(reader)]) -> dict[str, Any]:
+    def get_delivery(
+        delivery_id: DeliveryId, _who: Annotated[str, Depends(reader)]
+    ) -> dict[str, Any]:
         return hub.delivery(delivery_id).to_json(with_attempts=True)
 
     @app.post("/api/v1/deliveries/{delivery_id}/repush", summary="Re-push one delivery")
-    def repush_one(delivery_id: int, who: Annotated[str, Depends(operator)]) -> dict[str, Any]:
+    def repush_one(
+        delivery_id: DeliveryId, who: Annotated[str, Depends(operator)]
+    ) -> dict[str, Any]:
         return hub.repush_one(delivery_id, actor=who).to_json(with_attempts=False)
 
     @app.post("/api/v1/repush", summary="Re-push every delivery matching a filter")
@@ -268,9 +281,10 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = original()
-            schema.setdefault("components", {}).setdefault("schemas", {})["DocumentIn"] = (
-                DocumentIn.model_json_schema()
-            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["DocumentIn"] = DocumentIn.model_json_schema()
+            schemas["Error"] = ERROR_SCHEMA
+            _document_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -300,6 +314,69 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         app.include_router(router)
     app.state.hub = hub
     return app
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "problems": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+_ERRORS = {
+    "400": "Bad input: malformed JSON, a bad filter or time, an action not allowed now",
+    "401": "No token, or a token nobody owns",
+    "403": "The token's system (or the user's role) may not do this",
+    "404": "No such document, delivery, flow or system",
+    "409": "Conflicts with what is stored (an Idempotency-Key reused)",
+    "413": "Over the size limit",
+    "422": "Shape or contract violation; `problems` lists each with its JSON path",
+    "503": "The store is unavailable; nothing was written",
+}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Every operation may answer with the error body: say so in the OpenAPI document."""
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    batch = {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/Error"},
+                    {"type": "array", "items": {"type": "object"}},
+                ]
+            }
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for code, text in _ERRORS.items():
+                operation["responses"].setdefault(code, {"description": text, "content": ref})
+            # FastAPI's own 422 (HTTPValidationError) is answered in our error shape; a batch
+            # with nothing accepted answers its per-item results.
+            operation["responses"]["422"] = {
+                "description": _ERRORS["422"],
+                "content": batch if path == "/api/v1/documents" else ref,
+            }
 
 
 async def _read_body(request: Request) -> bytes:
