@@ -83,15 +83,16 @@ def pg_template() -> Iterator[str]:
             pytest.fail(f"PostgreSQL at {base} is required under CI: {exc}")
         pytest.skip(f"PostgreSQL at {base} is not reachable ({exc}); set {PG_ENV}")
     name = f"interlink_tpl_{os.getpid()}"
+    # No connection is kept open across the session: the chaos test restarts the server.
     with admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
-        url = _pg_url(base, name)
-        store = open_store(url)
-        store.close()
-        try:
-            yield name
-        finally:
+    store = open_store(_pg_url(base, name))
+    store.close()
+    try:
+        yield name
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
