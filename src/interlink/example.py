@@ -143,15 +143,99 @@ EXAMPLE_CONTRACTS: dict[str, str] = {
 }
 
 
+_DRILL_TREASURY_DOWN = """\
+# A drill: `interlink drill run drills/treasury-down-at-peak.yaml [--report report.html]`.
+# It runs the real engine on a fresh temporary store against sandbox downstreams on
+# 127.0.0.1 (never the real ones) and exits 0 only if every expectation holds.
+name: treasury down during a release at peak hour
+description: >
+  Peak-hour traffic of payments and refunds while treasury goes down for a release
+  (connection refused for 4 seconds), comes back still failing now and then, and finance
+  throttles for a moment. Nothing may be lost or booked twice; treasury's deliveries are
+  held while it is down (the circuit opens, no retries are burned) and drain when it is back.
+flows: [trading-treasury, trading-finance]
+rate: 50/s                              # how fast trading submits
+documents:                              # {n} counts 1..count; {n:04d} pads it
+  - scenario: payment
+    count: 120
+    payload: {order_no: "PEAK-{n:04d}", kind: pay, amount: "{n}.50", currency: CNY,
+              payee_account: "6222000011112222"}
+  - scenario: refund
+    count: 20
+    payload: {order_no: "PEAK-{n:04d}", kind: refund, amount: "{n}.50", currency: CNY,
+              payee_account: "6222000011112222"}
+faults:                                 # per target system; seconds from the start
+  treasury:
+    - {fault: slow, at: 0s, for: 1s, latency: 20ms, jitter: 80ms}      # peak load
+    - {fault: down, at: 1s, for: 4s}                                    # the release
+    - {fault: error, at: 5s, for: 1.5s, rate: 0.2, status: 503}        # warming up
+  finance:
+    - {fault: throttle, at: 1.5s, for: 1s, rate: 0.3, retry_after: 1s}
+overrides:                              # short schedules, so the rehearsal takes seconds
+  engine: {circuit_threshold: 3, probe_interval: 500ms, probe_max: 1s}
+  flows:
+    trading-treasury: {retry: [300ms, 1s], give_up_after: 1m}
+    trading-finance: {retry: [300ms, 1s], give_up_after: 1m}
+time_limit: 20s
+expect:
+  delivered_within: 15s                 # each delivery, counted from its submission
+  max_duplicates: 0
+  order_kept: true
+  alerts:
+    - {kind: circuit_opened, system: treasury}
+    - {kind: circuit_closed, system: treasury}
+"""
+
+_DRILL_REFUND_OVERTAKES = """\
+# A drill: `interlink drill run drills/refund-overtakes-payment.yaml`.
+name: refund overtakes payment
+description: >
+  Each order's payment is followed at once by its refund (a later revision of the same
+  order_no) while treasury is slow and fails a third of the requests. On the ordered flow a
+  refund must never be booked before its payment, however the retries fall.
+flows: [trading-treasury]
+rate: 40/s
+order: interleave                       # payment 1, refund 1, payment 2, refund 2, ...
+documents:
+  - scenario: payment
+    count: 40
+    payload: {order_no: "RF-{n:03d}", kind: pay, amount: "100.00", currency: CNY,
+              payee_account: "6222000011112222"}
+  - scenario: refund
+    count: 40
+    payload: {order_no: "RF-{n:03d}", kind: refund, amount: "100.00", currency: CNY,
+              payee_account: "6222000011112222"}
+faults:
+  treasury:
+    - {fault: slow, at: 0s, for: 3s, latency: 50ms, jitter: 150ms}
+    - {fault: error, at: 0s, for: 3s, rate: 0.33, status: 503}
+overrides:
+  engine: {circuit_threshold: 20, probe_interval: 500ms, probe_max: 1s}
+  flows:
+    trading-treasury: {retry: [200ms, 500ms], give_up_after: 1m}
+time_limit: 20s
+expect:
+  order_kept: true
+  delivered_within: 10s
+  max_duplicates: 0
+"""
+
+EXAMPLE_DRILLS: dict[str, str] = {
+    "drills/treasury-down-at-peak.yaml": _DRILL_TREASURY_DOWN,
+    "drills/refund-overtakes-payment.yaml": _DRILL_REFUND_OVERTAKES,
+}
+
+
 def write_example(directory: Path, force: bool = False) -> list[Path]:
-    """Write interlink.yaml and its contracts into ``directory``; the paths written."""
+    """Write interlink.yaml, its contracts and the example drills into ``directory``; the paths
+    written."""
     topology = directory / DEFAULT_CONFIG_PATH
     if topology.exists() and not force:
         raise ConfigError([f"{topology}: already exists; use --force"])
     written = [topology]
     topology.parent.mkdir(parents=True, exist_ok=True)
     topology.write_text(EXAMPLE_TOPOLOGY, encoding="utf-8")
-    for relative, text in EXAMPLE_CONTRACTS.items():
+    for relative, text in {**EXAMPLE_CONTRACTS, **EXAMPLE_DRILLS}.items():
         target = directory / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")

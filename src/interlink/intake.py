@@ -91,9 +91,12 @@ class Intake:
             if doc.contract_schema is not None
         }
 
-    def set_contract(self, type_: str, schema: dict[str, Any]) -> None:
-        """Validate ``type_`` documents against ``schema`` from now on (a published version)."""
-        self.validators[type_] = ContractValidator(schema, f"contract of {type_}")
+    def set_contract(
+        self, type_: str, schema: dict[str, Any], validator: ContractValidator | None = None
+    ) -> None:
+        """Validate ``type_`` documents against ``schema`` from now on (a published version);
+        ``validator`` is its compiled validator when the caller has one already."""
+        self.validators[type_] = validator or ContractValidator(schema, f"contract of {type_}")
 
     # -- checks that need no database ---------------------------------------------------
 

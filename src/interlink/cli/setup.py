@@ -46,4 +46,8 @@ def check(config: ConfigOption = None) -> None:
         f"{len(topo.flows)} flows",
         markup=False,
     )
+    from interlink.contracts.lint import render
+
+    for warning in render(topo):
+        out.print(warning, markup=False)
     out.print("ok")

@@ -1,0 +1,220 @@
+"""Who a contract change breaks: consumers by the fields they read, the producer, and systems
+further down the network that re-emit what they received. Pure functions over a topology.
+
+- A flow of the document type is a consumer. It breaks when a consumer-side change touches a
+  field it ``reads`` (a flow without ``reads`` reads everything). A change to an object touches
+  the fields inside it, and a change inside a read object touches that object.
+- The sources of the document type's flows are the producers; every producer-side change
+  breaks them (and any re-push of stored history).
+- Transitive: from each broken consumer system, every flow out of it is a path onward. A flow
+  with ``derives: {field_out: field_in}`` carries the change only when one of its ``field_in``
+  is affected, and then its affected fields are the matching ``field_out``; a flow without
+  ``derives`` is a candidate path carrying everything. The walk continues while the next
+  flow reads an affected field, and never visits a system twice on one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from interlink.config import Flow, Topology
+from interlink.contracts.diff import Change
+
+EVERYTHING = "*"
+
+
+def touches(change_field: str, read: str) -> bool:
+    """Whether a change at ``change_field`` touches the read field ``read`` (dotted)."""
+    if read == EVERYTHING:
+        return True
+    if change_field == "":
+        return True
+    return (
+        change_field == read
+        or change_field.startswith(read + ".")
+        or read.startswith(change_field + ".")
+        or _wildcard(change_field, read)
+    )
+
+
+def _wildcard(change_field: str, read: str) -> bool:
+    parts, other = change_field.split("."), read.split(".")
+    n = min(len(parts), len(other))
+    return all(a in (b, "*") or b == "*" for a, b in zip(parts[:n], other[:n], strict=True))
+
+
+def _reads(flow: Flow) -> list[str]:
+    return list(flow.reads) if flow.reads is not None else [EVERYTHING]
+
+
+def reads_field(flow: Flow, change: Change) -> str | None:
+    """The read field of ``flow`` that ``change`` touches, or None.
+
+    A change at the document itself (opening its content model, say) touches only flows that
+    read everything, except a change of the document's own type, which touches every flow.
+    """
+    if change.field == "" and flow.reads is not None and not change.rule.startswith("type_"):
+        return None
+    for read in _reads(flow):
+        if touches(change.field, read):
+            return read
+    return None
+
+
+@dataclass
+class Consumer:
+    flow: str
+    system: str
+    breaks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flow": self.flow, "system": self.system, "breaks": self.breaks}
+
+
+@dataclass
+class Path:
+    system: str
+    systems: list[str]
+    flows: list[str]
+    fields: list[str]
+    precise: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "path": self.systems,
+            "flows": self.flows,
+            "fields": self.fields,
+            "precise": self.precise,
+            "text": " → ".join(self.systems),
+        }
+
+
+@dataclass
+class Impact:
+    document: str
+    consumers: list[Consumer]
+    unaffected: list[str]  # consumer flows no change touches
+    producers: list[str]  # upstream systems broken by producer-side changes
+    producer_changes: list[Change]
+    paths: list[Path]
+    notes: list[Change]
+
+    @property
+    def breaking(self) -> bool:
+        return bool(self.consumers or self.producer_changes)
+
+    def systems(self) -> list[str]:
+        names = [c.system for c in self.consumers] + list(self.producers)
+        names += [p.system for p in self.paths]
+        return sorted(dict.fromkeys(names))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "breaking": self.breaking,
+            "consumers": [c.to_json() for c in self.consumers],
+            "unaffected_flows": self.unaffected,
+            "producer": {
+                "systems": self.producers,
+                "breaks": [c.to_json() for c in self.producer_changes],
+            },
+            "transitive": [p.to_json() for p in self.paths],
+            "notes": [c.to_json() for c in self.notes],
+            "systems": self.systems(),
+        }
+
+
+def assess(topology: Topology, document: str, changes: Iterable[Change]) -> Impact:
+    changes = list(changes)
+    flows = topology.flows_for(document)
+    consumers: list[Consumer] = []
+    unaffected: list[str] = []
+    for flow in flows:
+        found = Consumer(flow.name, flow.target)
+        for change in changes:
+            if not change.breaks_consumers:
+                continue
+            read = reads_field(flow, change)
+            if read is not None:
+                found.breaks.append({**change.to_json(), "read": read})
+        (consumers.append(found) if found.breaks else unaffected.append(flow.name))
+    producer_changes = [c for c in changes if c.breaks_producer]
+    producers = sorted({f.source for f in flows}) if producer_changes else []
+    paths: list[Path] = []
+    for consumer in consumers:
+        flow = topology.flows[consumer.flow]
+        fields = sorted({b["field"] or EVERYTHING for b in consumer.breaks})
+        paths.extend(
+            onward(topology, [flow.source, flow.target], [flow.name], fields, precise=True)
+        )
+    notes = [c for c in changes if not c.sides]
+    return Impact(document, consumers, unaffected, producers, producer_changes, paths, notes)
+
+
+def onward(
+    topology: Topology,
+    systems: list[str],
+    flows: list[str],
+    fields: list[str],
+    *,
+    precise: bool,
+) -> list[Path]:
+    """Paths from the last system of ``systems`` through flows out of it, depth first."""
+    here = systems[-1]
+    found: list[Path] = []
+    for flow in sorted(topology.flows_from(here), key=lambda f: f.name):
+        if flow.target in systems:
+            continue  # no cycles
+        if flow.derives:
+            carried = sorted(
+                out
+                for out, source in flow.derives.items()
+                if any(touches(f, source) or touches(source, f) for f in fields)
+                or EVERYTHING in fields
+            )
+            if not carried:
+                continue
+            next_fields, next_precise = carried, precise
+        else:
+            next_fields, next_precise = [EVERYTHING], False
+        if (
+            flow.reads is not None
+            and EVERYTHING not in next_fields
+            and not any(touches(f, r) for f in next_fields for r in flow.reads)
+        ):
+            continue
+        path = Path(
+            system=flow.target,
+            systems=[*systems, flow.target],
+            flows=[*flows, flow.name],
+            fields=next_fields,
+            precise=next_precise,
+        )
+        found.append(path)
+        found.extend(onward(topology, path.systems, path.flows, next_fields, precise=next_precise))
+    return found
+
+
+def actions(impact: Impact) -> dict[str, list[str]]:
+    """What each affected system must do, by system, in words for the notification."""
+    todo: dict[str, list[str]] = {}
+    for consumer in impact.consumers:
+        fields = sorted({b["path"] for b in consumer.breaks})
+        todo.setdefault(consumer.system, []).append(
+            f"flow {consumer.flow}: handle the changed fields {', '.join(fields)} "
+            "before documents under the new contract arrive"
+        )
+    for system in impact.producers:
+        todo.setdefault(system, []).append(
+            f"send {impact.document} documents that satisfy the new contract "
+            "(and re-check any history you re-push)"
+        )
+    for path in impact.paths:
+        todo.setdefault(path.system, []).append(
+            f"check what you receive through {' → '.join(path.systems)}"
+            + ("" if path.precise else " (a candidate path: no derives declared)")
+        )
+    return todo

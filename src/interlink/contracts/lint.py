@@ -1,0 +1,122 @@
+"""Warnings for ``interlink check``: things that load but are probably wrong. Pure.
+
+- a flow ``reads`` a field its document's contract does not define;
+- a flow ``derives`` a field its document's contract does not define, or from a field that
+  no document delivered to its source system defines;
+- a scenario matcher looks at a field the contract does not define;
+- a flow requires a scenario on a document type that lists none (everything would be held).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from interlink.config import Topology, _Reader
+from interlink.contracts.diff import schema_fields
+from interlink.contracts.scenarios import when_fields
+
+Loc = tuple[str | int, ...]
+
+
+def _defined(fields: set[str], name: str) -> bool:
+    if name in fields:
+        return True
+    # "lines.amount" is defined when "lines" is an array of objects with "amount", which
+    # schema_fields already yields; a read of a whole object is defined by its own entry.
+    return any(f.startswith(name + ".") for f in fields)
+
+
+def render(topology: Topology) -> list[str]:
+    """The warnings as ``file:line: warning: message``, lines from the topology file."""
+    lines: dict[Loc, int] = {}
+    try:
+        reader = _Reader()
+        root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
+        if root is not None:
+            reader.build(root, ())
+            lines = reader.lines
+    except (OSError, yaml.YAMLError):
+        pass
+
+    def line(loc: Loc) -> int:
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in lines:
+                return lines[loc[:end]]
+        return 1
+
+    found = sorted(warnings(topology), key=lambda w: line(w[0]))
+    return [f"{topology.path}:{line(loc)}: warning: {message}" for loc, message in found]
+
+
+def warnings(topology: Topology) -> list[tuple[Loc, str]]:
+    """Each warning with where it is in the file (a key path) and what it says."""
+    found: list[tuple[Loc, str]] = []
+    fields_of: dict[str, set[str] | None] = {}
+    for name, doc in topology.documents.items():
+        schema = doc.contract_schema
+        fields_of[name] = set(schema_fields(schema)) if schema else None
+    for name, doc in sorted(topology.documents.items()):
+        fields = fields_of[name]
+        if fields is None:
+            continue
+        for field in when_fields(doc.scenarios):
+            if not _defined(fields, field):
+                found.append(
+                    (
+                        ("documents", name, "scenarios"),
+                        f"documents.{name}.scenarios: matchers use {field!r}, which the "
+                        f"contract of {name} does not define",
+                    )
+                )
+    for flow in sorted(topology.flows.values(), key=lambda f: f.name):
+        fields = fields_of.get(flow.document)
+        where = f"flows.{flow.name}"
+        if fields is not None:
+            for i, read in enumerate(flow.reads or []):
+                if not _defined(fields, read):
+                    found.append(
+                        (
+                            ("flows", flow.name, "reads", i),
+                            f"{where}.reads: {read!r} is not defined by the contract of "
+                            f"{flow.document}",
+                        )
+                    )
+            for out in flow.derives or {}:
+                if not _defined(fields, out):
+                    found.append(
+                        (
+                            ("flows", flow.name, "derives", out),
+                            f"{where}.derives: {out!r} is not defined by the contract of "
+                            f"{flow.document}",
+                        )
+                    )
+        incoming: set[str] = set()
+        known = True
+        for upstream in topology.flows_to(flow.source):
+            upstream_fields = fields_of.get(upstream.document)
+            if upstream_fields is None:
+                known = False
+            else:
+                incoming |= upstream_fields
+        if known and topology.flows_to(flow.source):
+            for out, source in (flow.derives or {}).items():
+                if not _defined(incoming, source):
+                    found.append(
+                        (
+                            ("flows", flow.name, "derives", out),
+                            f"{where}.derives: {out!r} comes from {source!r}, which no "
+                            f"document sent to {flow.source} defines",
+                        )
+                    )
+        flow_doc = topology.documents.get(flow.document)
+        if flow.require_scenario and flow_doc is not None and not flow_doc.scenarios:
+            found.append(
+                (
+                    ("flows", flow.name, "require_scenario"),
+                    f"{where}: require_scenario is set but {flow.document} lists no "
+                    "scenarios: every document would be held",
+                )
+            )
+    return found

@@ -1,0 +1,278 @@
+"""Whether a rehearsal met its drill's expectations: pure functions over what was recorded.
+
+Each check returns a :class:`Check`: passed, failed or not available (what it needs is not
+installed), with the evidence in words. :func:`evaluate` runs every check a drill asks for,
+and always "nothing lost": every delivery ended delivered or dead, and every delivery the
+hub counts as delivered is in its sandbox's books.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from interlink.drills.sandbox import Received
+from interlink.drills.spec import Drill
+
+PASSED = "passed"
+FAILED = "failed"
+NOT_AVAILABLE = "not available"
+EXAMPLES = 5
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    evidence: str
+    details: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "evidence": self.evidence,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class FlowPath:
+    """Where a flow's deliveries arrive at its sandbox."""
+
+    name: str
+    system: str
+    path: str
+
+
+def _some(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:EXAMPLES])
+    return shown + (f" and {len(items) - EXAMPLES} more" if len(items) > EXAMPLES else "")
+
+
+def expected_dead(drill: Drill, delivery: dict[str, Any]) -> bool:
+    return any(
+        d.key == delivery["key"] and (d.flow is None or d.flow == delivery["flow"])
+        for d in drill.expect.dead
+    )
+
+
+def nothing_lost(
+    deliveries: Sequence[dict[str, Any]], received: Sequence[Received], settled: bool
+) -> Check:
+    booked = {(r.system, r.document_id) for r in received if r.booked}
+    open_ = [
+        f"{d['flow']} {d['key']} r{d['revision']} ({d['status']}"
+        + (f": {d['reason']})" if d["reason"] else ")")
+        for d in deliveries
+        if d["status"] not in ("delivered", "dead")
+    ]
+    unbooked = [
+        f"{d['flow']} {d['key']} r{d['revision']}"
+        for d in deliveries
+        if d["status"] == "delivered" and (d["system"], d["document_id"]) not in booked
+    ]
+    ended = len(deliveries) - len(open_)
+    evidence = f"{ended} of {len(deliveries)} deliveries ended delivered or dead"
+    if unbooked:
+        evidence += f"; {len(unbooked)} counted delivered but not in the sandbox's books"
+    if not settled and open_:
+        evidence += " (the drill hit its time limit)"
+    ok = not open_ and not unbooked and bool(deliveries)
+    if not deliveries:
+        evidence = "no document was accepted, so nothing was delivered"
+    details = [f"still open: {_some(open_)}"] if open_ else []
+    if unbooked:
+        details.append(f"not booked: {_some(unbooked)}")
+    return Check("nothing lost", PASSED if ok else FAILED, evidence, details)
+
+
+def delivered_within(drill: Drill, deliveries: Sequence[dict[str, Any]], limit: float) -> Check:
+    name = f"everything delivered within {limit:g}s"
+    wanted = [d for d in deliveries if not expected_dead(drill, d)]
+    missing = [
+        f"{d['flow']} {d['key']} r{d['revision']} ({d['status']}"
+        + (f": {d['reason']}" if d["reason"] else "")
+        + ")"
+        + (f" {d['last_error']}" if d.get("last_error") else "")
+        for d in wanted
+        if d["status"] != "delivered"
+    ]
+    late = [
+        f"{d['flow']} {d['key']} r{d['revision']} after {d['latency']:.1f}s"
+        for d in wanted
+        if d["status"] == "delivered" and d["latency"] is not None and d["latency"] > limit
+    ]
+    latencies = [d["latency"] for d in wanted if d["latency"] is not None]
+    slowest = max(latencies, default=0.0)
+    delivered = len(wanted) - len(missing)
+    evidence = (
+        f"{delivered} of {len(wanted)} delivered; the slowest {slowest:.1f}s after submission"
+    )
+    details = []
+    if missing:
+        details.append(f"not delivered: {_some(missing)}")
+    if late:
+        details.append(f"later than {limit:g}s: {_some(late)}")
+    ok = bool(wanted) and not missing and not late
+    return Check(name, PASSED if ok else FAILED, evidence, details)
+
+
+def duplicates(received: Sequence[Received], allowed: int) -> Check:
+    first: dict[tuple[str, str], float] = {}
+    dups: list[str] = []
+    for r in received:
+        if not r.booked:
+            continue
+        ident = (r.system, r.document_id)
+        if ident in first:
+            dups.append(
+                f"{r.system} {r.key} r{r.revision} at {r.at:.1f}s "
+                f"(first booked at {first[ident]:.1f}s)"
+            )
+        else:
+            first[ident] = r.at
+    evidence = f"{len(dups)} duplicate bookings at the sandboxes (allowed: {allowed})"
+    details = [f"duplicates: {_some(dups)}"] if dups else []
+    name = "no duplicates" if allowed == 0 else f"at most {allowed} duplicates"
+    return Check(name, PASSED if len(dups) <= allowed else FAILED, evidence, details)
+
+
+def alerts_fired(drill: Drill, events: Sequence[dict[str, Any]]) -> list[Check]:
+    checks = []
+    for want in drill.expect.alerts:
+        found = [
+            e
+            for e in events
+            if e["kind"] == want.kind
+            and (want.system is None or e["system"] == want.system)
+            and (want.flow is None or e["flow"] == want.flow)
+        ]
+        if found:
+            first = found[0]
+            evidence = f"{len(found)} fired; the first at {first['t']:.1f}s"
+        else:
+            kinds = sorted({e["kind"] for e in events})
+            evidence = "never fired; events seen: " + (", ".join(kinds) or "none")
+        checks.append(Check(f"alert {want.label()} fired", PASSED if found else FAILED, evidence))
+    return checks
+
+
+def dead_as_expected(drill: Drill, deliveries: Sequence[dict[str, Any]]) -> list[Check]:
+    checks = []
+    for want in drill.expect.dead:
+        mine = [
+            d
+            for d in deliveries
+            if d["key"] == want.key and (want.flow is None or d["flow"] == want.flow)
+        ]
+        name = f"{want.key} dead ({want.reason})" + (f" on {want.flow}" if want.flow else "")
+        if not mine:
+            checks.append(Check(name, FAILED, f"no delivery of key {want.key} was made"))
+            continue
+        wrong = [d for d in mine if not (d["status"] == "dead" and d["reason"] == want.reason)]
+        states = ", ".join(
+            f"{d['flow']} r{d['revision']}: {d['status']}"
+            + (f" ({d['reason']})" if d["reason"] else "")
+            + (f" — {d['last_error']}" if d.get("last_error") else "")
+            for d in mine
+        )
+        checks.append(Check(name, FAILED if wrong else PASSED, states))
+    return checks
+
+
+def order_kept(flows: Sequence[FlowPath], received: Sequence[Received]) -> Check:
+    """Per flow and key, the revisions a sandbox booked (first booking of each document)
+    never go backwards. Passing needs at least one key with two revisions booked."""
+    where = {(f.system, f.path): f.name for f in flows}
+    seen: set[tuple[str, str]] = set()
+    highest: dict[tuple[str, str], int] = {}
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    broken: list[str] = []
+    for r in received:
+        flow = where.get((r.system, r.path))
+        if flow is None or not r.booked or (r.system, r.document_id) in seen:
+            continue
+        seen.add((r.system, r.document_id))
+        ident = (flow, r.key)
+        counts[ident] += 1
+        top = highest.get(ident, 0)
+        if r.revision < top:
+            broken.append(f"{flow} {r.key}: r{r.revision} after r{top} at {r.at:.1f}s")
+        highest[ident] = max(top, r.revision)
+    shown = sum(1 for n in counts.values() if n > 1)
+    name = "order kept per key"
+    if broken:
+        return Check(
+            name,
+            FAILED,
+            f"{len(broken)} revisions booked after a later one",
+            [f"out of order: {_some(broken)}"],
+        )
+    if shown == 0:
+        return Check(name, FAILED, "no key had two revisions booked: nothing shows the order")
+    return Check(name, PASSED, f"{shown} keys had several revisions, all booked in order")
+
+
+def evaluate(
+    drill: Drill,
+    *,
+    deliveries: Sequence[dict[str, Any]],
+    received: Sequence[Received],
+    events: Sequence[dict[str, Any]],
+    flows: Sequence[FlowPath],
+    settled: bool,
+    maintenance: Check | None = None,
+) -> list[Check]:
+    expect = drill.expect
+    checks = [nothing_lost(deliveries, received, settled)]
+    if expect.delivered_within is not None:
+        checks.append(delivered_within(drill, deliveries, expect.delivered_within.total_seconds()))
+    if expect.max_duplicates is not None:
+        checks.append(duplicates(received, expect.max_duplicates))
+    checks.extend(alerts_fired(drill, events))
+    checks.extend(dead_as_expected(drill, deliveries))
+    if expect.order_kept:
+        names = expect.order_kept if isinstance(expect.order_kept, list) else None
+        chosen = [f for f in flows if names is None or f.name in names]
+        checks.append(order_kept(chosen, received))
+    if maintenance is not None:
+        checks.append(maintenance)
+    return checks
+
+
+def coverage(
+    catalogue: dict[str, list[str]],
+    flows: dict[str, str],
+    drill: Drill,
+    deliveries: Sequence[dict[str, Any]],
+) -> dict[str, dict[str, str]]:
+    """scenario → flow → "passed" | "exercised" | "never tried" | "" (the flow does not carry
+    that scenario's document type). ``catalogue``: document type → its scenario names;
+    ``flows``: flow → document type. Passed: every delivery of that scenario on that flow
+    ended as the drill expects (delivered, or dead where the drill says so)."""
+    matrix: dict[str, dict[str, str]] = {}
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for d in deliveries:
+        by_cell[(d["scenario"] or "(no scenario)", d["flow"])].append(d)
+    rows = [(doc_type, s) for doc_type, names in catalogue.items() for s in names]
+    if any(scenario == "(no scenario)" for scenario, _ in by_cell):
+        rows.append(("", "(no scenario)"))
+    for doc_type, scenario in rows:
+        row = matrix.setdefault(scenario, {})
+        for flow, flow_type in flows.items():
+            if doc_type and flow_type != doc_type:
+                row.setdefault(flow, "")
+                continue
+            cell = by_cell.get((scenario, flow), [])
+            if not cell:
+                row[flow] = "never tried" if doc_type else ""
+                continue
+            ok = all(
+                d["status"] == "delivered" or (d["status"] == "dead" and expected_dead(drill, d))
+                for d in cell
+            )
+            row[flow] = "passed" if ok else "exercised"
+    return matrix

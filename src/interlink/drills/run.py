@@ -1,0 +1,585 @@
+"""One rehearsal: the real engine and clock, a fresh temporary store, sandboxes for targets.
+
+:func:`rehearse` starts a :class:`~interlink.drills.sandbox.Sandbox` per target system of the
+drill's flows, points a copy of the topology at them (and only at them: it refuses to start
+if any url the engine could use is not a sandbox's), submits the drill's documents at its
+rate while the sandboxes play their timelines, waits until every delivery has ended (or the
+time limit), and returns the report as plain data (:mod:`.report` renders it).
+
+What must never leave the drill: contacts lose their mail and chat channels and the SMTP
+settings are dropped, and no background loop (the alerter) runs; the alerts are worked out
+from the events table of the temporary store and shown, not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from interlink.clock import SystemClock
+from interlink.config import Flow, Topology
+from interlink.drills.expectations import (
+    FAILED,
+    NOT_AVAILABLE,
+    PASSED,
+    Check,
+    FlowPath,
+    coverage,
+    evaluate,
+)
+from interlink.drills.sandbox import Sandbox
+from interlink.drills.spec import DrillFile, check_against, render_payload, resolve_type
+from interlink.errors import ConfigError, InterlinkError
+from interlink.intake import Item
+from interlink.service import Hub
+from interlink.store import drills as sql
+from interlink.store.db import Store, open_store
+from interlink.transports.http import HttpTransport
+
+BUCKET = 0.1  # seconds per bar of the timeline chart
+POLL = 0.05
+
+
+class DrillRefused(InterlinkError):
+    """The drill would reach something that is not a sandbox."""
+
+    code = "drill_refused"
+
+
+@dataclass(frozen=True)
+class Planned:
+    type: str
+    payload: dict[str, Any]
+    source: str
+    origin: str  # "documents[0] #3" or "file.ndjson:12", for messages
+
+
+# -- the documents ----------------------------------------------------------------------------
+
+
+def plan_documents(spec: DrillFile, topology: Topology) -> list[Planned]:
+    """Every document the drill sends, in sending order; ConfigError (file:line) if a file
+    of documents cannot be read."""
+    drill = spec.drill
+    flows = [topology.flows[name] for name in drill.flows]
+    types = {f.document for f in flows}
+    source_of: dict[str, str] = {}
+    for f in flows:
+        source_of.setdefault(f.document, f.source)
+    sets: list[list[Planned]] = []
+    for i, docs in enumerate(drill.documents):
+        doc_type = resolve_type(docs, topology, types)
+        batch: list[Planned] = []
+        if docs.payload is not None:
+            for n in range(1, docs.count + 1):
+                try:
+                    payload = render_payload(docs.payload, n)
+                except ValueError as e:
+                    line = spec.line(("documents", i, "payload"))
+                    raise ConfigError([f"{spec.path}:{line}: documents.{i}.payload: {e}"]) from None
+                batch.append(Planned(doc_type, payload, source_of[doc_type], f"documents.{i} #{n}"))
+        else:
+            assert docs.file is not None
+            for origin, item_type, payload in _read_file(spec.path.parent / docs.file):
+                batch.append(Planned(item_type or doc_type, payload, source_of[doc_type], origin))
+        sets.append(batch)
+    if drill.order == "sequence":
+        return [p for batch in sets for p in batch]
+    out: list[Planned] = []
+    for i in range(max((len(b) for b in sets), default=0)):
+        out.extend(b[i] for b in sets if i < len(b))
+    return out
+
+
+def _read_file(path: Path) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(origin, type or None, payload) per document of a JSON array/object or NDJSON file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}:1: cannot read: {e}"]) from None
+    entries: list[tuple[int, Any]] = []
+    try:
+        whole = json.loads(text)
+        items = whole if isinstance(whole, list) else [whole]
+        entries = [(1, item) for item in items]
+    except json.JSONDecodeError:
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append((number, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise ConfigError([f"{path}:{number}: not JSON: {e.msg}"]) from None
+    out = []
+    for number, item in entries:
+        if not isinstance(item, dict):
+            raise ConfigError([f"{path}:{number}: each document must be a JSON object"])
+        if isinstance(item.get("payload"), dict):
+            kind = item.get("type")
+            out.append(
+                (f"{path.name}:{number}", kind if isinstance(kind, str) else None, item["payload"])
+            )
+        else:
+            out.append((f"{path.name}:{number}", None, item))
+    if not out:
+        raise ConfigError([f"{path}:1: no documents in the file"])
+    return out
+
+
+# -- the sandboxed topology -------------------------------------------------------------------
+
+
+def sandboxed_topology(
+    topology: Topology, spec: DrillFile, urls: dict[str, str], database: str
+) -> Topology:
+    """A copy of ``topology`` for the rehearsal: only the drill's flows, every target's url
+    replaced by its sandbox, no contact channel and no SMTP, the drill's overrides applied."""
+    drill = spec.drill
+    systems = {}
+    for name, system in topology.systems.items():
+        update: dict[str, Any] = {
+            "url": urls.get(name),
+            "contacts": [
+                c.model_copy(update={"email": None, "notify": None}) for c in system.contacts
+            ],
+        }
+        override = drill.overrides.systems.get(name)
+        if override is not None:
+            update.update({k: v for k, v in override.model_dump().items() if v is not None})
+        systems[name] = system.model_copy(update=update)
+    flows: dict[str, Flow] = {}
+    for name in drill.flows:
+        flow = topology.flows[name]
+        flow_override = drill.overrides.flows.get(name)
+        changes = (
+            {k: v for k, v in flow_override.model_dump().items() if v is not None}
+            if flow_override
+            else {}
+        )
+        flows[name] = flow.model_copy(update=changes)
+    engine_changes = {k: v for k, v in drill.overrides.engine.model_dump().items() if v is not None}
+    return topology.model_copy(
+        update={
+            "systems": systems,
+            "flows": flows,
+            "engine": topology.engine.model_copy(update=engine_changes),
+            "alerts": topology.alerts.model_copy(update={"smtp": None}),
+            "users": [],
+            "database": database,
+        }
+    )
+
+
+def assert_sandboxed(topology: Topology, urls: dict[str, str]) -> None:
+    """Refuse to start unless every url the engine could use is one of the sandboxes'."""
+    allowed = set(urls.values())
+    for name, system in topology.systems.items():
+        if system.url is None:
+            continue
+        parts = urlsplit(system.url)
+        if system.url not in allowed or parts.hostname != "127.0.0.1":
+            raise DrillRefused(
+                f"refusing to run: system {name} would be reached at {system.url}, "
+                "which is not a drill sandbox"
+            )
+    for flow in topology.flows.values():
+        url = topology.downstream_url(flow)
+        if not any(url.startswith(base + "/") for base in allowed):
+            raise DrillRefused(f"refusing to run: flow {flow.name} would deliver to {url}")
+
+
+def generated_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+# -- the rehearsal ----------------------------------------------------------------------------
+
+
+async def rehearse(
+    spec: DrillFile,
+    topology: Topology,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the drill and return its report (plain data)."""
+    check_against(spec, topology)
+    drill = spec.drill
+    planned = plan_documents(spec, topology)
+    targets = sorted({topology.flows[name].target for name in drill.flows})
+    sandboxes: dict[str, Sandbox] = {}
+    for system in targets:
+        override = drill.overrides.systems.get(system)
+        timeout = (
+            override.timeout
+            if override is not None and override.timeout is not None
+            else topology.systems[system].timeout
+        )
+        sandboxes[system] = Sandbox(
+            system, drill.faults.get(system, []), timeout=timeout.total_seconds(), seed=drill.seed
+        )
+    with tempfile.TemporaryDirectory(prefix="interlink-drill-") as tmp:
+        database = f"sqlite:///{Path(tmp) / 'drill.db'}"
+        try:
+            for sandbox in sandboxes.values():
+                await sandbox.start()
+            urls = {name: s.url for name, s in sandboxes.items()}
+            drill_topology = sandboxed_topology(topology, spec, urls, database)
+            assert_sandboxed(drill_topology, urls)
+            store = open_store(database)
+            hub = Hub(drill_topology, store=store, clock=SystemClock(), transport=HttpTransport())
+            try:
+                return await _run(spec, topology, hub, sandboxes, planned, progress)
+            finally:
+                await hub.close()
+        finally:
+            for sandbox in sandboxes.values():
+                await sandbox.stop()
+
+
+async def _run(
+    spec: DrillFile,
+    topology: Topology,
+    hub: Hub,
+    sandboxes: dict[str, Sandbox],
+    planned: list[Planned],
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    drill = spec.drill
+    engine = hub.engine
+    for name in list(engine.secrets):
+        if engine.secrets[name] is None:
+            engine.secrets[name] = generated_secret()  # a drill signs even without a secret
+    wall0 = hub.clock.now()
+    mono0 = time.monotonic()
+    maintenance = _announce(hub, spec, wall0)
+    stop = asyncio.Event()
+    engine_task = asyncio.create_task(engine.run(stop, idle=POLL))
+    for sandbox in sandboxes.values():
+        sandbox.begin(mono0)
+    results: list[tuple[Planned, dict[str, Any] | InterlinkError]] = []
+    feeder = asyncio.create_task(_feed(hub, planned, drill.rate, mono0, results))
+    limit = drill.time_limit.total_seconds()
+    timeline_end = drill.timeline_end()
+    settled = False
+    last_note = 0.0
+    try:
+        while True:
+            await asyncio.sleep(POLL)
+            elapsed = time.monotonic() - mono0
+            if feeder.done():
+                feeder.result()  # a bug in feeding surfaces here, not silently
+                if elapsed >= timeline_end:
+                    open_ = await hub.store.read(sql.unsettled)
+                    if open_ == 0:
+                        settled = True
+                        break
+            if elapsed >= limit:
+                break
+            if progress is not None and elapsed - last_note >= 2.0:
+                last_note = elapsed
+                progress(f"t={elapsed:4.1f}s  submitted {len(results)} of {len(planned)}")
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        stop.set()
+        for sandbox in sandboxes.values():
+            sandbox._stopping.set()  # end hanging answers so the engine stops at once
+        await engine_task
+    finished = hub.clock.now()
+    return _report(
+        spec, topology, hub, sandboxes, planned, results, wall0, finished, settled, maintenance
+    )
+
+
+async def _feed(
+    hub: Hub,
+    planned: list[Planned],
+    rate: float,
+    mono0: float,
+    results: list[tuple[Planned, dict[str, Any] | InterlinkError]],
+) -> None:
+    sent = 0
+    while sent < len(planned):
+        due = int((time.monotonic() - mono0) * rate) + 1
+        batch = planned[sent : min(due, len(planned))]
+        if batch:
+            by_source: dict[str, list[Planned]] = defaultdict(list)
+            for p in batch:
+                by_source[p.source].append(p)
+            for source, items in by_source.items():
+                answers = await hub.intake.submit(
+                    hub.topology.systems[source], [Item(p.type, p.payload) for p in items]
+                )
+                results.extend(zip(items, answers, strict=True))
+            sent += len(batch)
+        if sent < len(planned):
+            # Pacing the upstream at the drill's rate, not waiting for an outcome.
+            await asyncio.sleep(max(0.0, mono0 + sent / rate - time.monotonic()))
+
+
+def _announce(hub: Hub, spec: DrillFile, wall0: datetime) -> Check | None:
+    """Announce the drill's maintenance window through the maintenance capability."""
+    window = spec.drill.maintenance
+    if window is None:
+        return None
+    name = f"maintenance window on {window.system} announced and held"
+    service = hub.capabilities.get("maintenance")
+    if service is None:
+        return Check(name, NOT_AVAILABLE, "the maintenance capability is not installed")
+    start = max(wall0 + window.at, hub.clock.now() + timedelta(milliseconds=50))
+    end = wall0 + window.at + window.for_
+    add = getattr(service, "add", None)
+    if add is None:
+        return Check(name, NOT_AVAILABLE, "the maintenance capability offers no way to announce")
+    try:
+        # force: a rehearsal announces at short notice on purpose; readiness checks notice.
+        add(
+            system=window.system,
+            start=start,
+            end=end,
+            reason=window.reason,
+            actor="drill",
+            force=True,
+        )
+    except TypeError:
+        return Check(name, NOT_AVAILABLE, "the maintenance capability's announce call differs")
+    except InterlinkError as e:
+        return Check(name, FAILED, f"the window was refused: {e.message}")
+    return Check(name, PASSED, f"announced {window.system} {window.at} + {window.for_}")
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def _report(
+    spec: DrillFile,
+    topology: Topology,
+    hub: Hub,
+    sandboxes: dict[str, Sandbox],
+    planned: list[Planned],
+    results: list[tuple[Planned, dict[str, Any] | InterlinkError]],
+    wall0: datetime,
+    finished: datetime,
+    settled: bool,
+    maintenance: Check | None,
+) -> dict[str, Any]:
+    drill = spec.drill
+
+    def t(when: datetime | None) -> float | None:
+        return None if when is None else round((when - wall0).total_seconds(), 3)
+
+    rows = hub.store.read_sync(sql.rehearsal_deliveries)
+    deliveries = [
+        {
+            "id": r.id,
+            "document_id": r.document_id,
+            "flow": r.flow,
+            "system": r.system,
+            "key": r.key,
+            "revision": r.revision,
+            "status": r.status,
+            "reason": r.reason,
+            "attempts": r.attempts,
+            "scenario": r.scenario,
+            "last_error": r.last_error,
+            "latency": (
+                (r.delivered_at - r.received_at).total_seconds() if r.delivered_at else None
+            ),
+        }
+        for r in rows
+    ]
+    events = []
+    for e in hub.store.read_sync(sql.rehearsal_events):
+        detail = json.loads(e.detail)
+        events.append(
+            {"t": t(e.at), "kind": e.kind, "system": e.system, "flow": e.flow, "detail": detail}
+        )
+    received = [r for s in sandboxes.values() for r in s.received]
+    received.sort(key=lambda r: r.at)
+    flow_paths = [
+        FlowPath(name, topology.flows[name].target, topology.flows[name].path)
+        for name in drill.flows
+    ]
+    if maintenance is not None and maintenance.status == PASSED:
+        kinds = list(
+            dict.fromkeys(e["kind"] for e in events if e["kind"].startswith("maintenance_"))
+        )
+        if "maintenance_started" not in kinds:
+            maintenance = Check(
+                maintenance.name,
+                FAILED,
+                "announced, but the window never started: "
+                + (", ".join(kinds) or "no maintenance event"),
+            )
+        else:
+            maintenance = Check(maintenance.name, PASSED, f"events: {', '.join(kinds)}")
+    checks = evaluate(
+        drill,
+        deliveries=deliveries,
+        received=received,
+        events=events,
+        flows=flow_paths,
+        settled=settled,
+        maintenance=maintenance,
+    )
+    refused = [
+        {"origin": p.origin, "message": r.message}
+        for p, r in results
+        if isinstance(r, InterlinkError)
+    ]
+    catalogue = {
+        doc_type: [s.name for s in topology.documents[doc_type].scenarios]
+        for doc_type in dict.fromkeys(topology.flows[f].document for f in drill.flows)
+    }
+    matrix = coverage(
+        catalogue, {f: topology.flows[f].document for f in drill.flows}, drill, deliveries
+    )
+    duration = (finished - wall0).total_seconds()
+    attempts = hub.store.read_sync(sql.rehearsal_attempts)
+    outcomes: list[str] = []
+    buckets: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for a in attempts:
+        at = (a.started_at - wall0).total_seconds() + a.elapsed_ms / 1000
+        if a.outcome not in outcomes:
+            outcomes.append(a.outcome)
+        buckets[max(0, int(at / BUCKET))][a.outcome] += 1
+    faults = [
+        {
+            "system": system,
+            "fault": step.fault,
+            "start": step.start,
+            "end": step.end if step.end is not None else max(duration, step.start),
+        }
+        for system, steps in drill.faults.items()
+        for step in steps
+    ]
+    if drill.maintenance is not None:
+        start = drill.maintenance.at.total_seconds()
+        faults.append(
+            {
+                "system": drill.maintenance.system,
+                "fault": "maintenance",
+                "start": start,
+                "end": start + drill.maintenance.for_.total_seconds(),
+            }
+        )
+    status_counts: dict[str, int] = defaultdict(int)
+    for d in deliveries:
+        status_counts[d["status"]] += 1
+    passed = all(c.status == PASSED for c in checks)
+    return {
+        "drill": drill.name,
+        "description": drill.description,
+        "file": str(spec.path),
+        "topology": str(topology.path),
+        "started": wall0.isoformat(),
+        "finished": finished.isoformat(),
+        "duration": round(duration, 3),
+        "settled": settled,
+        "passed": passed,
+        "flows": list(drill.flows),
+        "outages": drill.outage_systems(),
+        "sandboxes": {
+            name: {
+                "url": s.url,
+                "received": len(s.received),
+                "booked": len(s.booked()),
+                "duplicates": len(s.duplicates()),
+                "duplicated": [
+                    r.to_json()
+                    for r in s.received
+                    if r.document_id in {d.document_id for d in s.duplicates()}
+                ],
+            }
+            for name, s in sandboxes.items()
+        },
+        "documents": {
+            "planned": len(planned),
+            "submitted": len(results),
+            "accepted": len(results) - len(refused),
+            "refused": refused,
+        },
+        "deliveries": dict(status_counts),
+        "expectations": [c.to_json() for c in checks],
+        "timeline": {
+            "bucket": BUCKET,
+            "end": round(duration, 3),
+            "outcomes": outcomes,
+            "buckets": {str(k): dict(v) for k, v in sorted(buckets.items())},
+            "faults": faults,
+        },
+        "events": _alerts(hub, topology, events),
+        "alerts_capability": "alerts" in hub.capabilities,
+        "capabilities": sorted(hub.capabilities),
+        "coverage": {"flows": list(drill.flows), "scenarios": matrix},
+    }
+
+
+def _alerts(hub: Hub, topology: Topology, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events, each with the people the alerter would tell (from the real topology's
+    contacts) when the alerts capability is installed. Nothing is sent."""
+    route = None
+    if "alerts" in hub.capabilities:
+        try:
+            from interlink.ops import alerts as rules
+
+            route = rules
+        except ImportError:
+            route = None
+    out = []
+    for n, e in enumerate(events, 1):
+        entry = {**e, "recipients": [], "title": e["kind"].replace("_", " ")}
+        if route is not None:
+            try:
+                event = route.Event(
+                    n, datetime.now().astimezone(), e["kind"], e["system"], e["flow"], e["detail"]
+                )
+                rule = route.RULES.get(e["kind"])
+                if rule is not None:
+                    entry["title"] = rule.title
+                entry["recipients"] = [
+                    {
+                        "system": r.system,
+                        "role": r.role,
+                        "name": r.name,
+                        "email": r.email,
+                        "notify": "yes" if r.notify else None,
+                    }
+                    for r in route.route(event, topology)
+                ]
+            except (AttributeError, TypeError):
+                pass
+        out.append(entry)
+    return out
+
+
+# -- the record -------------------------------------------------------------------------------
+
+
+def record(store: Store, report: dict[str, Any]) -> int:
+    """Keep the run in the hub's own store, for readiness and the console."""
+    started = datetime.fromisoformat(report["started"])
+    finished = datetime.fromisoformat(report["finished"])
+    return store.write_sync(
+        lambda conn: sql.add_run(
+            conn,
+            name=report["drill"],
+            file=report["file"],
+            started=started,
+            finished=finished,
+            passed=bool(report["passed"]),
+            flows=list(report["flows"]),
+            outages=list(report["outages"]),
+            report=report,
+        )
+    )

@@ -1,0 +1,297 @@
+"""Go-live readiness: a checklist per flow, each item passed, failed or not available.
+
+The items (see docs/readiness.md): a contract; forward and reverse scenarios; an outage drill
+passed recently; product, dev and ops contacts on both ends; the downstream's maintenance
+notice and peak hours; alert channels that answer a test message; the downstream reachable.
+Each item is a pure function of what it looks at, so it is table-tested without a network;
+:func:`check` gathers the inputs (the drill record, a test message, a probe) for a hub.
+
+An item that needs a capability which is not installed is "not available", never passed, and
+the checklist does not pass while any item is not passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from interlink.config import Flow, System, Topology
+from interlink.store import drills as sql
+
+if TYPE_CHECKING:
+    from interlink.service import Hub
+
+PASSED = "passed"
+FAILED = "failed"
+NOT_AVAILABLE = "not available"
+ROLES = ("product", "dev", "ops")
+DEFAULT_DRILL_WITHIN = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Item:
+    item: str
+    status: str
+    detail: str
+    next: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"item": self.item, "status": self.status, "detail": self.detail, "next": self.next}
+
+
+# -- the items, pure ------------------------------------------------------------------------
+
+
+def contract_item(topology: Topology, flow: Flow) -> Item:
+    name = "contract defined"
+    doc = topology.documents.get(flow.document)
+    if doc is not None and doc.contract is not None:
+        return Item(name, PASSED, f"{flow.document}: {doc.contract.name}")
+    return Item(
+        name,
+        FAILED,
+        f"document type {flow.document} has no contract",
+        f"write a JSON Schema and set documents.{flow.document}.contract in the topology",
+    )
+
+
+def scenarios_item(topology: Topology, flow: Flow) -> Item:
+    name = "forward and reverse scenarios"
+    doc = topology.documents.get(flow.document)
+    scenarios = doc.scenarios if doc is not None else []
+    forward = [s.name for s in scenarios if s.direction == "forward"]
+    reverse = [s.name for s in scenarios if s.direction == "reverse"]
+    detail = f"forward: {', '.join(forward) or 'none'}; reverse: {', '.join(reverse) or 'none'}"
+    if forward and reverse:
+        return Item(name, PASSED, detail)
+    missing = " and ".join(
+        d for d, found in (("forward", forward), ("reverse", reverse)) if not found
+    )
+    return Item(
+        name,
+        FAILED,
+        detail,
+        f"agree the {missing} scenarios with the downstream (refunds, reversals...) and list "
+        f"them under documents.{flow.document}.scenarios",
+    )
+
+
+def drill_item(flow: Flow, run: Any, within: timedelta, tz: Any = None) -> Item:
+    """``run``: the newest passed drill (id, name, finished) since the period began, or None."""
+    name = "outage drill passed"
+    days = within.total_seconds() / 86400
+    if run is not None:
+        when = run.finished.astimezone(tz) if tz is not None else run.finished
+        return Item(
+            name,
+            PASSED,
+            f"drill {run.name!r} (run {run.id}) with {flow.target} down passed on "
+            f"{when:%Y-%m-%d %H:%M}",
+        )
+    return Item(
+        name,
+        FAILED,
+        f"no passed drill with {flow.target} down covering {flow.name} in the last {days:g} days",
+        f"write a drill with a down fault on {flow.target} for {flow.name} and run "
+        "`interlink drill run DRILL.yaml` (see drills/treasury-down-at-peak.yaml)",
+    )
+
+
+def contacts_item(topology: Topology, flow: Flow) -> Item:
+    name = "contacts for product, dev and ops on both ends"
+    missing = []
+    for end in (flow.source, flow.target):
+        system = topology.systems.get(end)
+        roles = {c.role for c in system.contacts} if system is not None else set()
+        lacking = [r for r in ROLES if r not in roles]
+        if lacking:
+            missing.append(f"{end}: {', '.join(lacking)}")
+    if not missing:
+        return Item(name, PASSED, f"{flow.source} and {flow.target} have all three roles")
+    return Item(
+        name,
+        FAILED,
+        "missing " + "; ".join(missing),
+        "add contacts (role, name, email or notify) under systems.<name>.contacts",
+    )
+
+
+def notice_item(system: System) -> Item:
+    name = "maintenance notice and peak hours declared"
+    lacking = []
+    if system.maintenance_notice is None:
+        lacking.append("maintenance_notice")
+    if not system.peak_hours:
+        lacking.append("peak_hours")
+    if not lacking:
+        return Item(
+            name,
+            PASSED,
+            f"{system.name}: notice {system.maintenance_notice}, peak hours "
+            f"{', '.join(system.peak_hours)}",
+        )
+    return Item(
+        name,
+        FAILED,
+        f"{system.name} declares no {' or '.join(lacking)}",
+        f"ask {system.name}'s owners and set systems.{system.name}."
+        + " and ".join(lacking)
+        + ' (e.g. maintenance_notice: 24h, peak_hours: ["Mon-Fri 09:00-11:30"])',
+    )
+
+
+def alerts_item(installed: bool, results: dict[str, str] | None, error: str | None = None) -> Item:
+    """``results``: channel → "ok" or the error, from the alerts capability's test message."""
+    name = "alert channels answer a test message"
+    if not installed:
+        return Item(
+            name,
+            NOT_AVAILABLE,
+            "the alerts capability is not installed",
+            "install the alerts capability to test the channels",
+        )
+    if error is not None:
+        return Item(name, FAILED, f"the test message failed: {error}", "check alerts.smtp")
+    if not results:
+        return Item(
+            name,
+            FAILED,
+            "no alert channel is configured",
+            "give contacts an email (with alerts.smtp set) or a notify URL",
+        )
+    bad = {channel: r for channel, r in results.items() if r != "ok"}
+    if not bad:
+        return Item(name, PASSED, f"{len(results)} channels answered: {', '.join(results)}")
+    return Item(
+        name,
+        FAILED,
+        "; ".join(f"{channel}: {r}" for channel, r in bad.items()),
+        "fix the failing channels (alerts.smtp, the contacts' notify URLs)",
+    )
+
+
+def reachable_item(system: System, answer: str | None, error: str | None) -> Item:
+    """``answer``: the HTTP status line the probe got; ``error``: why it got none."""
+    name = "downstream reachable"
+    if system.url is None:
+        return Item(name, FAILED, f"{system.name} has no url", f"set systems.{system.name}.url")
+    if answer is not None:
+        return Item(name, PASSED, f"{system.url} answered {answer} (no document sent)")
+    return Item(
+        name,
+        FAILED,
+        f"{system.url}: {error or 'no answer'}",
+        f"check that {system.name} is up and that this host may reach it (firewall, proxy)",
+    )
+
+
+def flow_items(
+    topology: Topology,
+    flow: Flow,
+    *,
+    run: Any,
+    within: timedelta,
+    alerts: Item,
+    probe: tuple[str | None, str | None],
+) -> list[Item]:
+    target = topology.systems[flow.target]
+    return [
+        contract_item(topology, flow),
+        scenarios_item(topology, flow),
+        drill_item(flow, run, within, topology.tz),
+        contacts_item(topology, flow),
+        notice_item(target),
+        alerts,
+        reachable_item(target, *probe),
+    ]
+
+
+# -- gathering ------------------------------------------------------------------------------
+
+
+async def probe(url: str, timeout: float) -> tuple[str | None, str | None]:
+    """HEAD the url (no document): (status, None) on any HTTP answer, (None, why) if none."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.head(
+                url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+            ) as response,
+        ):
+            return f"HTTP {response.status}", None
+    except TimeoutError:
+        return None, f"no answer within {timeout:g}s"
+    except aiohttp.ClientConnectorError as e:
+        return None, f"cannot connect: {e.os_error.strerror if e.os_error else e}"
+    except (aiohttp.ClientError, OSError, ValueError) as e:
+        return None, " ".join(str(e).split()) or type(e).__name__
+
+
+async def _alerts(hub: Hub) -> Item:
+    if "alerts" not in hub.capabilities:
+        return alerts_item(False, None)
+    try:
+        from interlink.ops.alerter import send_test
+    except ImportError:
+        return alerts_item(False, None)
+    try:
+        results = await asyncio.to_thread(send_test, hub)
+    except Exception as e:  # a channel library's failure is this item's finding
+        return alerts_item(True, None, " ".join(str(e).split()) or type(e).__name__)
+    return alerts_item(True, {str(k): str(v) for k, v in dict(results).items()})
+
+
+async def check(
+    hub: Hub, flow: str | None = None, within: timedelta = DEFAULT_DRILL_WITHIN
+) -> dict[str, Any]:
+    """The checklist for one flow or every flow."""
+    hub.check_flow(flow)
+    topology = hub.topology
+    flows: Sequence[Flow] = (
+        [topology.flows[flow]] if flow is not None else list(topology.flows.values())
+    )
+    now: datetime = hub.clock.now()
+    since = now - within
+    targets = sorted({f.target for f in flows})
+    probes = await asyncio.gather(
+        *(
+            probe(topology.systems[t].url or "", topology.systems[t].timeout.total_seconds())
+            if topology.systems[t].url
+            else _none()
+            for t in targets
+        )
+    )
+    by_target = dict(zip(targets, probes, strict=True))
+    alerts = await _alerts(hub)
+    runs = await hub.store.read(
+        lambda conn: {f.name: sql.last_outage_pass(conn, f.name, f.target, since) for f in flows}
+    )
+    out = []
+    for f in flows:
+        items = flow_items(
+            topology, f, run=runs[f.name], within=within, alerts=alerts, probe=by_target[f.target]
+        )
+        out.append(
+            {
+                "flow": f.name,
+                "from": f.source,
+                "to": f.target,
+                "passed": all(i.status == PASSED for i in items),
+                "items": [i.to_json() for i in items],
+            }
+        )
+    return {
+        "passed": bool(out) and all(f["passed"] for f in out),
+        "checked_at": now.isoformat(),
+        "drill_within_days": within.total_seconds() / 86400,
+        "flows": out,
+    }
+
+
+async def _none() -> tuple[str | None, str | None]:
+    return None, "no url"
