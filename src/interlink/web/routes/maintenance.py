@@ -62,7 +62,12 @@ def add_window(
     return result
 
 
-@router.get("/api/v1/maintenance.ics", summary="iCalendar feed of every maintenance window")
+@router.get(
+    "/api/v1/maintenance.ics",
+    summary="iCalendar feed of every maintenance window",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}},
+)
 def calendar(
     hub: Annotated[Hub, Depends(hub_of)], _who: Annotated[str, Depends(reader)]
 ) -> Response:
