@@ -65,7 +65,11 @@ STORES_ENV = "INTERLINK_TEST_STORES"
 
 
 def _stores() -> list[str]:
-    return [s.strip() for s in os.environ.get(STORES_ENV, "sqlite").split(",") if s.strip()]
+    return [
+        s.strip()
+        for s in os.environ.get(STORES_ENV, "sqlite,postgresql").split(",")
+        if s.strip()
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +119,8 @@ def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     base = os.environ.get(PG_ENV, PG_DEFAULT)
     name = f"interlink_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        # FILE_COPY clones a small template about 3x faster than the default WAL_LOG.
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
     monkeypatch.setenv("INTERLINK_DATABASE_URL", _pg_url(base, name))
     try:
         yield "postgresql"
