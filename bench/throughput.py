@@ -19,6 +19,8 @@ import argparse
 import asyncio
 import os
 import resource
+import socket
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -184,43 +186,62 @@ async def intake_api(directory: Path, url: str, n: int) -> float:
 
 
 async def latency(directory: Path, url: str, rate: int, seconds: float) -> dict[str, float]:
-    """Single-document submits at a steady rate through the API, workers on."""
+    """Single-document submits at a steady rate to `interlink serve` (API and workers in one
+    process of their own), timed from before the submit to the receiver's arrival."""
     (directory / "bench.db").unlink(missing_ok=True)
-    hub = Hub(load(topology(directory, url)))
-    server, task, api = await serve(hub, workers=True)
+    topology(directory, url)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "interlink.cli", "serve", "--port", str(port)],
+        cwd=directory,
+        env={**os.environ, "BENCH_TOKEN": TOKEN},
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     n = int(rate * seconds)
-    async with aiohttp.ClientSession() as session:
-        await reset(session, url)
-        start = time.monotonic()
-        pending = set()
+    try:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    async with session.get(api + "/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            await reset(session, url)
+            start = time.monotonic()
+            pending = set()
 
-        async def submit(i: int) -> None:
-            body = payload(i)
-            body["t0"] = time.monotonic()
-            doc = orjson.dumps({"type": "payment_order", "payload": body})
-            async with session.post(api + "/api/v1/documents", data=doc, headers=headers) as r:
-                assert r.status == 202, await r.text()
-                await r.read()
+            async def submit(i: int) -> None:
+                body = payload(i)
+                body["t0"] = time.monotonic()
+                doc = orjson.dumps({"type": "payment_order", "payload": body})
+                async with session.post(api + "/api/v1/documents", data=doc, headers=headers) as r:
+                    assert r.status == 202, await r.text()
+                    await r.read()
 
-        for i in range(n):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # pacing the load, not waiting for a retry
-            t = asyncio.create_task(submit(i))
-            pending.add(t)
-            t.add_done_callback(pending.discard)
-        await asyncio.gather(*pending)
-        achieved = n / (time.monotonic() - start)
-        while True:
-            seen = await stats(session, url)
-            if int(seen["unique"]) >= n:  # type: ignore[call-overload]
-                break
-            await asyncio.sleep(0.05)
-    server.should_exit = True  # type: ignore[attr-defined]
-    await task
-    await hub.close()
+            for i in range(n):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing the load, not waiting for a retry
+                t = asyncio.create_task(submit(i))
+                pending.add(t)
+                t.add_done_callback(pending.discard)
+            await asyncio.gather(*pending)
+            achieved = n / (time.monotonic() - start)
+            while True:
+                seen = await stats(session, url)
+                if int(seen["unique"]) >= n:  # type: ignore[call-overload]
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        server.terminate()
+        server.wait(20)
     lat = sorted(float(x) * 1000 for x in seen["latencies"])  # type: ignore[attr-defined]
     return {
         "rate": achieved,

@@ -1,0 +1,139 @@
+"""HTTP intake under load: single-document and batch requests, p50 and p99.
+
+    python bench/api_load.py [--seconds 8] [--stores sqlite,postgresql]
+
+SQLite: one `interlink serve --no-workers` process. PostgreSQL: two of them on two ports,
+the load split between them. The load generator is this process (aiohttp, 32 connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import drop_pg, pg_database
+from throughput import TOKEN, payload, topology
+
+CONNECTIONS = 32
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def load(apis: list[str], batch: int, seconds: float) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    counter = iter(range(10**9))
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(n: int) -> None:
+            api = apis[n % len(apis)]
+            while time.monotonic() < deadline:
+                first = next(counter) * batch
+                if batch == 1:
+                    body = orjson.dumps({"type": "payment_order", "payload": payload(first)})
+                else:
+                    body = orjson.dumps(
+                        [
+                            {"type": "payment_order", "payload": payload(i)}
+                            for i in range(first, first + batch)
+                        ]
+                    )
+                t0 = time.perf_counter()
+                async with session.post(api + "/api/v1/documents", data=body, headers=headers) as r:
+                    await r.read()
+                    assert r.status == 202, r.status
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - t0
+    lat = sorted(x * 1000 for x in latencies)
+    return {
+        "requests": len(lat) / elapsed,
+        "docs": len(lat) * batch / elapsed,
+        "p50": statistics.median(lat),
+        "p99": lat[int(len(lat) * 0.99) - 1],
+    }
+
+
+async def run(store: str, processes: int, seconds: float, pg: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        topology(directory, "http://127.0.0.1:9")
+        env = {**os.environ, "BENCH_TOKEN": TOKEN}
+        name = None
+        if store == "postgresql":
+            name, env["INTERLINK_DATABASE_URL"] = pg_database(pg)
+        ports = [free_port() for _ in range(processes)]
+        servers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "interlink.cli", "serve", "--no-workers", "--port", str(p)],
+                cwd=directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for p in ports
+        ]
+        apis = [f"http://127.0.0.1:{p}" for p in ports]
+        try:
+            async with aiohttp.ClientSession() as session:
+                for api in apis:
+                    while True:
+                        try:
+                            async with session.get(api + "/healthz") as r:
+                                if r.status == 200:
+                                    break
+                        except aiohttp.ClientError:
+                            await asyncio.sleep(0.1)
+            for batch in (1, 500):
+                r = await load(apis, batch, seconds)
+                label = "single" if batch == 1 else "batch 500"
+                print(
+                    f"{store:10s} {processes} API  {label:10s} {r['requests']:8,.0f} req/s "
+                    f"{r['docs']:9,.0f} docs/s   p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms"
+                )
+        finally:
+            for s in servers:
+                s.terminate()
+            for s in servers:
+                s.wait(20)
+            if name:
+                drop_pg(pg, name)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument(
+        "--pg", default=os.environ.get("INTERLINK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
+    )
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; {CONNECTIONS} connections from one client process")
+    for store in args.stores.split(","):
+        await run(store, 1 if store == "sqlite" else 2, args.seconds, args.pg)
+
+
+if __name__ == "__main__":
+    from interlink import runner
+
+    runner.run(main())

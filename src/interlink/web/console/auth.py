@@ -1,0 +1,145 @@
+"""Who uses the console: users from the topology, salted scrypt hashes, signed session
+cookies and per-session CSRF tokens.
+
+Passwords are read from each user's ``password_env`` once, hashed with a fresh salt, and only
+the hash is kept. A session is a signed cookie (itsdangerous) carrying the user's name, a CSRF
+token and the chosen language; its key comes from ``INTERLINK_SECRET_KEY`` or, without it, a
+random key per process (sessions then end when the process restarts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from interlink.config import User
+
+log = logging.getLogger("interlink.console")
+
+SECRET_KEY_ENV = "INTERLINK_SECRET_KEY"
+COOKIE = "interlink_console"
+SESSION_MAX_AGE = 12 * 3600
+ROLES = ("viewer", "operator", "admin")
+
+# scrypt cost: about 50 ms a check on a small machine; enough to slow guessing.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+def hash_password(password: str, salt: bytes | None = None) -> bytes:
+    """``salt + scrypt(password, salt)``."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    return salt + hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+
+
+def verify_password(password: str, stored: bytes) -> bool:
+    salt, digest = stored[:16], stored[16:]
+    candidate = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return hmac.compare_digest(candidate, digest)
+
+
+def may(role: str, needed: str) -> bool:
+    """Does ``role`` include ``needed``? viewer < operator < admin."""
+    if role not in ROLES or needed not in ROLES:
+        return False
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    password_hash: bytes | None  # None: no password in the environment, cannot sign in
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    role: str
+    csrf: str
+    lang: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"console:{self.user}"
+
+    def may(self, needed: str) -> bool:
+        return may(self.role, needed)
+
+
+@dataclass
+class Accounts:
+    """The console's users, with their password hashes, and the session signer."""
+
+    accounts: dict[str, Account]
+    secret_key: str
+    ephemeral_key: bool
+    _dummy: bytes = field(default_factory=lambda: hash_password(secrets.token_hex(8)))
+
+    @classmethod
+    def from_users(cls, users: list[User], environ: dict[str, str] | None = None) -> Accounts:
+        env = os.environ if environ is None else environ
+        accounts: dict[str, Account] = {}
+        for user in users:
+            password = env.get(user.password_env) if user.password_env else None
+            if not password:
+                log.warning(
+                    "console user %s has no password (set %s); it cannot sign in",
+                    user.name,
+                    user.password_env or "password_env in the topology",
+                )
+            accounts[user.name] = Account(
+                user.name, user.role, hash_password(password) if password else None
+            )
+        key = env.get(SECRET_KEY_ENV)
+        if users and not key:
+            log.warning(
+                "%s is not set: console sessions are signed with a random key and end when "
+                "this process restarts",
+                SECRET_KEY_ENV,
+            )
+        return cls(accounts, key or secrets.token_urlsafe(32), ephemeral_key=not key)
+
+    @property
+    def serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.secret_key, salt="interlink-console-session")
+
+    def authenticate(self, name: str, password: str) -> Account | None:
+        account = self.accounts.get(name)
+        if account is None or account.password_hash is None:
+            verify_password(password, self._dummy)  # the same time for unknown names
+            return None
+        return account if verify_password(password, account.password_hash) else None
+
+    def new_session(self, account: Account, lang: str | None = None) -> Session:
+        return Session(account.name, account.role, secrets.token_urlsafe(24), lang)
+
+    def dump(self, session: Session) -> str:
+        return self.serializer.dumps({"u": session.user, "c": session.csrf, "l": session.lang})
+
+    def load(self, cookie: str | None) -> Session | None:
+        """The session a cookie carries, or None if it is missing, forged, expired or its user
+        is gone from the topology."""
+        if not cookie:
+            return None
+        try:
+            data: Any = self.serializer.loads(cookie, max_age=SESSION_MAX_AGE)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        account = self.accounts.get(str(data.get("u")))
+        if account is None or account.password_hash is None or not data.get("c"):
+            return None
+        lang = data.get("l")
+        return Session(account.name, account.role, str(data["c"]), lang if lang else None)
+
+
+def csrf_ok(session: Session, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(session.csrf.encode(), str(token).encode())

@@ -1,0 +1,170 @@
+"""Flows: the list, one flow's chart, deliveries (paged by id), re-push, pause and resume."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from sqlalchemy import Connection
+
+from interlink.model import Delivery, HoldReason, Status
+from interlink.service import DeliveryFilter
+from interlink.store import console as store
+from interlink.store import queries as q
+from interlink.times import parse_time
+from interlink.web.console import charts
+from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
+
+router = APIRouter(route_class=ConsoleRoute)
+
+PAGE = 50
+HOUR = timedelta(hours=1)
+FINAL_AFTER = timedelta(minutes=10)
+CACHED_HOURS = 5_000
+FILTERS = ("status", "reason", "key", "since", "until")
+REASONS = [r.value for r in HoldReason] + ["rejected", "gave_up"]
+
+
+def _filter(ctx: Ctx, flow: str, values: dict[str, str]) -> DeliveryFilter:
+    tz = ctx.hub.topology.tz
+    return DeliveryFilter(
+        flow=flow,
+        status=values.get("status") or None,
+        reason=values.get("reason") or None,
+        key=values.get("key") or None,
+        since=parse_time(values["since"], tz, "since") if values.get("since") else None,
+        until=parse_time(values["until"], tz, "until") if values.get("until") else None,
+    )
+
+
+def _values(source: Any) -> dict[str, str]:
+    return {k: str(source.get(k) or "").strip() for k in FILTERS}
+
+
+def _hold(ctx: Ctx, flow: str) -> Any | None:
+    rows = ctx.hub.store.read_sync(q.flow_hold_rows)
+    return next((r for r in rows if r.flow == flow and r.hold), None)
+
+
+def _page(conn: Connection, f: DeliveryFilter, before: int | None) -> list[Delivery]:
+    """One page of the flow's deliveries: ids through the console's paging query, rows
+    through the core's."""
+    ids = store.page_ids(
+        conn,
+        flow=f.flow or "",
+        status=f.status,
+        reason=f.reason,
+        key=f.key,
+        since=f.since,
+        until=f.until,
+        before=before,
+        limit=PAGE,
+    )
+    if not ids:
+        return []
+    return q.list_deliveries(conn, q.delivery_filter(ids=ids), None, len(ids))
+
+
+def _hourly(
+    ctx: Ctx, flow: str, slots: list[datetime], now: datetime
+) -> dict[datetime, dict[str, int]]:
+    """Attempts per hour by outcome. An hour that ended FINAL_AFTER ago no longer changes
+    (attempts are recorded within a lease of their start), so it is counted once and kept;
+    each render counts only the hours since the first one not kept."""
+    cache = ctx.state.hours
+    since = next((s for s in slots if (flow, s) not in cache), None)
+    fresh: dict[datetime, dict[str, int]] = {}
+    if since is not None:
+        fresh = ctx.hub.store.read_sync(lambda conn: store.hourly_outcomes(conn, flow, since))
+        for slot in slots:
+            if slot >= since and slot + HOUR <= now - FINAL_AFTER:
+                cache[(flow, slot)] = fresh.get(slot, {})
+        if len(cache) > CACHED_HOURS:
+            for old in [k for k in cache if k[1] < slots[0]]:
+                del cache[old]
+    return {
+        s: cache.get((flow, s)) or fresh.get(s, {})
+        for s in slots
+        if s in fresh or cache.get((flow, s))
+    }
+
+
+@router.get("/flows")
+def flow_list(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
+    return ctx.render("flows.html", status=ctx.hub.status())
+
+
+@router.get("/flows/{name}")
+def flow_page(
+    name: str, request: Request, ctx: Annotated[Ctx, Depends(viewer)], before: int | None = None
+) -> Response:
+    ctx.hub.check_flow(name)
+    values = _values(request.query_params)
+    f = _filter(ctx, name, values)
+    ctx.hub.check_filter(f)
+    rows = ctx.hub.store.read_sync(lambda conn: _page(conn, f, before))
+    now = ctx.hub.clock.now()
+    slots = charts.hour_slots(now)
+    hourly = _hourly(ctx, name, slots, now)
+    tz = ctx.hub.topology.tz
+    chart = charts.stacked_bars(
+        slots,
+        hourly,
+        ctx.t("chart.title"),
+        hour_label=lambda h: h.astimezone(tz).strftime("%H:%M"),
+    )
+    query = {k: v for k, v in values.items() if v}
+    return ctx.render(
+        "flow.html",
+        flow=ctx.hub.topology.flows[name],
+        hold=_hold(ctx, name),
+        rows=rows,
+        values=values,
+        query=query,
+        next_before=rows[-1].id if len(rows) == PAGE else None,
+        paged=before is not None,
+        chart=chart,
+        chart_empty=not hourly,
+        statuses=[s.value for s in Status],
+        reasons=REASONS,
+        audit=ctx.hub.audit(target=f"flow:{name}", limit=20),
+    )
+
+
+@router.get("/flows/{name}/repush")
+def repush_confirm(name: str, request: Request, ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
+    ctx.require("operator")
+    ctx.hub.check_flow(name)
+    values = _values(request.query_params)
+    preview = ctx.hub.repush(_filter(ctx, name, values), actor=ctx.actor, dry_run=True)
+    return ctx.render(
+        "repush_confirm.html",
+        flow=ctx.hub.topology.flows[name],
+        values=values,
+        preview=preview,
+        query={k: v for k, v in values.items() if v},
+    )
+
+
+@router.post("/flows/{name}/repush")
+async def repush(
+    name: str, request: Request, ctx: Annotated[Ctx, Depends(operator_form)]
+) -> Response:
+    values = _values(await request.form())
+    result = ctx.hub.repush(_filter(ctx, name, values), actor=ctx.actor, dry_run=False)
+    return ctx.redirect(f"/flows/{name}", msg="repush.done", count=result["count"])
+
+
+@router.post("/flows/{name}/pause")
+def pause(
+    name: str, ctx: Annotated[Ctx, Depends(operator_form)], note: Annotated[str, Form()] = ""
+) -> Response:
+    result = ctx.hub.pause(name, actor=ctx.actor, note=note.strip())
+    return ctx.redirect(f"/flows/{name}", msg="paused.done", flow=name, count=result["held"])
+
+
+@router.post("/flows/{name}/resume")
+def resume(name: str, ctx: Annotated[Ctx, Depends(operator_form)]) -> Response:
+    result = ctx.hub.resume(name, actor=ctx.actor)
+    return ctx.redirect(f"/flows/{name}", msg="resumed.done", flow=name, count=result["released"])

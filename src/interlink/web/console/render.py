@@ -1,0 +1,269 @@
+"""How every console page is built: the per-app console state, the signed-in user as a
+dependency, CSRF on every POST, Jinja2 rendering with the string catalogue, and HTML error
+pages (the API's JSON error handlers stay as they are: console routes catch their own).
+
+A page module defines ``router = APIRouter(route_class=ConsoleRoute)`` and handlers such as::
+
+    @router.get("/flows/{name}")
+    def flow_page(request: Request, ctx: Ctx = Depends(viewer)) -> Response:
+        return ctx.render("flow.html", flow=..., ...)
+
+    @router.post("/flows/{name}/pause")
+    def pause(request: Request, ctx: Ctx = Depends(operator_form)) -> Response:
+        ...
+        return ctx.redirect(f"/flows/{name}", msg=...)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from interlink.errors import InterlinkError
+from interlink.service import Hub
+from interlink.web.console.auth import COOKIE, Accounts, Session, csrf_ok
+from interlink.web.console.i18n import LANGUAGES, normalise, pick_language, translate
+
+HERE = Path(__file__).parent
+FLASH_KEYS = {
+    "repush.done",
+    "repush.one_done",
+    "paused.done",
+    "resumed.done",
+    "maintenance.announced",
+    "maintenance.cancelled",
+}
+FLASH_VALUES = ("count", "id", "flow", "state")
+TEMPLATES = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html", "svg"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class ConsoleState:
+    """What the console keeps per app: its accounts and a few caches."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.accounts = Accounts.from_users(hub.topology.users)
+        self.svg_cache: dict[str, str] = {}
+        # (flow, hour) → attempts by outcome, for hours that can no longer change
+        self.hours: dict[tuple[str, datetime], dict[str, int]] = {}
+        self.live: tuple[float, dict[str, Any]] | None = None
+
+
+_STATE_LOCK = threading.Lock()
+
+
+def state_of(request: Request) -> ConsoleState:
+    """The app's console state, made on the first request (one only, even when the first
+    requests come together: a second random session key would sign out the first users)."""
+    state: ConsoleState | None = getattr(request.app.state, "console", None)
+    if state is None:
+        with _STATE_LOCK:
+            state = getattr(request.app.state, "console", None)
+            if state is None:
+                state = ConsoleState(request.app.state.hub)
+                request.app.state.console = state
+    return state
+
+
+class Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+class Refused(Exception):
+    """A signed-in user may not do this (403)."""
+
+    def __init__(self, message_key: str, **values: object) -> None:
+        self.message_key = message_key
+        self.values = values
+
+
+@dataclass
+class Ctx:
+    """One request to the console: the hub, who asks, in which language."""
+
+    request: Request
+    hub: Hub
+    session: Session
+    lang: str
+    state: ConsoleState
+    new_cookie: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def t(self, key: str, **values: object) -> str:
+        return translate(self.lang, key, **values)
+
+    @property
+    def actor(self) -> str:
+        return self.session.actor
+
+    def fmt(self, value: datetime | str | None) -> str:
+        """A time in the topology's time zone, to the second."""
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return str(value)
+        return value.astimezone(self.hub.topology.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    def require(self, role: str) -> None:
+        if not self.session.may(role):
+            raise Refused("error.forbidden", role=self.session.role, needed=role)
+
+    def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        html = TEMPLATES.get_template(template).render(
+            ctx=self,
+            t=self.t,
+            fmt=self.fmt,
+            session=self.session,
+            lang=self.lang,
+            languages=LANGUAGES,
+            capabilities=self.hub.capabilities,
+            msg=self.flash(),
+            path=self.request.url.path,
+            tojson=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
+            **values,
+        )
+        return HTMLResponse(html, status_code=status_code)
+
+    def flash(self) -> str | None:
+        """The message a redirect after an action asked for (``?msg=KEY&count=..``): only
+        catalogue keys, so a link cannot put words of its own on the page."""
+        key = self.request.query_params.get("msg")
+        if not key or key not in FLASH_KEYS:
+            return None
+        values = {k: self.request.query_params.get(k, "") for k in FLASH_VALUES}
+        return self.t(key, **values)
+
+    def redirect(self, url: str, **query: Any) -> RedirectResponse:
+        if query:
+            url = f"{url}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+        return RedirectResponse(url, status_code=303)
+
+
+def _language(request: Request, session: Session | None) -> str:
+    return pick_language(
+        request.query_params.get("lang"),
+        session.lang if session else None,
+        request.headers.get("accept-language"),
+    )
+
+
+def _ctx(request: Request) -> Ctx:
+    state = state_of(request)
+    session = state.accounts.load(request.cookies.get(COOKIE))
+    if session is None:
+        target = request.url.path
+        raise Redirect("/login" + (f"?{urlencode({'next': target})}" if target != "/" else ""))
+    ctx = Ctx(request, state.hub, session, _language(request, session), state)
+    wanted = normalise(request.query_params.get("lang"))
+    if wanted and wanted != session.lang:
+        ctx.session = Session(session.user, session.role, session.csrf, wanted)
+        ctx.new_cookie = state.accounts.dump(ctx.session)
+    request.state.console_ctx = ctx
+    return ctx
+
+
+def viewer(request: Request) -> Ctx:
+    return _ctx(request)
+
+
+async def _form_ctx(request: Request, role: str) -> Ctx:
+    ctx = _ctx(request)
+    form = await request.form()
+    token = form.get("csrf")
+    if not csrf_ok(ctx.session, token if isinstance(token, str) else None):
+        raise Refused("error.csrf")
+    ctx.require(role)
+    return ctx
+
+
+async def viewer_form(request: Request) -> Ctx:
+    """A POST any signed-in user may make (a check that changes nothing), CSRF-checked."""
+    return await _form_ctx(request, "viewer")
+
+
+async def operator_form(request: Request) -> Ctx:
+    """A state-changing POST: operator or admin, CSRF-checked."""
+    return await _form_ctx(request, "operator")
+
+
+async def admin_form(request: Request) -> Ctx:
+    return await _form_ctx(request, "admin")
+
+
+def set_session_cookie(request: Request, response: Response, value: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def error_page(
+    request: Request, status: int, message: str, lang: str | None = None
+) -> HTMLResponse:
+    ctx: Ctx | None = getattr(request.state, "console_ctx", None)
+    lang = lang or (ctx.lang if ctx else _language(request, None))
+    html = TEMPLATES.get_template("error.html").render(
+        ctx=ctx,
+        t=lambda key, **v: translate(lang, key, **v),
+        lang=lang,
+        languages=LANGUAGES,
+        session=ctx.session if ctx else None,
+        capabilities=ctx.hub.capabilities if ctx else {},
+        message=message,
+        status=status,
+        path=request.url.path,
+        msg=None,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+class ConsoleRoute(APIRoute):
+    """Turns sign-in redirects, refusals and service errors into HTML, and re-issues the
+    session cookie when the language changed."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await original(request)
+            except Redirect as r:
+                return RedirectResponse(r.url, status_code=303)
+            except Refused as r:
+                ctx: Ctx | None = getattr(request.state, "console_ctx", None)
+                lang = ctx.lang if ctx else "en"
+                return error_page(request, 403, translate(lang, r.message_key, **r.values))
+            except InterlinkError as e:
+                return error_page(request, e.http_status, str(e))
+            finally:
+                await request.close()  # the form (and its spooled uploads) read for CSRF
+            ctx = getattr(request.state, "console_ctx", None)
+            if ctx is not None and ctx.new_cookie:
+                set_session_cookie(request, response, ctx.new_cookie)
+            return response
+
+        return handler
