@@ -66,9 +66,7 @@ STORES_ENV = "INTERLINK_TEST_STORES"
 
 def _stores() -> list[str]:
     return [
-        s.strip()
-        for s in os.environ.get(STORES_ENV, "sqlite,postgresql").split(",")
-        if s.strip()
+        s.strip() for s in os.environ.get(STORES_ENV, "sqlite,postgresql").split(",") if s.strip()
     ]
 
 

@@ -858,7 +858,7 @@ def keys_of(conn: Connection, ids: Sequence[int]) -> set[tuple[str, str]]:
 def waiting_behind(conn: Connection, pairs: Iterable[tuple[str, str]]) -> set[int]:
     """Deliveries of these (flow, key)s that could go out (pending, or held paused, auth,
     maintenance or down) while an earlier revision of the key is undelivered."""
-    candidates = []
+    candidates: list[int] = []
     waiting = [Status.PENDING, Status.HELD]
     reasons = [
         None,

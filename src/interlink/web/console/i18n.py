@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (full-width punctuation is right in Chinese text)
 """Every string the console shows, in one catalogue: English, and Simplified Chinese.
 
 ``translate(lang, key, **values)`` looks a key up (English when a translation is missing, the
