@@ -68,11 +68,10 @@ def _documents() -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 async def test_three_workers_two_apis_fifty_thousand_documents(
     tmp_path: Path, database: str
 ) -> None:
-    if database != "postgresql":
-        pytest.skip("the multi-process scale test runs on PostgreSQL")
     url = os.environ["INTERLINK_DATABASE_URL"]
     receiver = await Receiver().start()
     (tmp_path / "interlink.yaml").write_text(
