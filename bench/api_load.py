@@ -103,7 +103,8 @@ async def run(store: str, processes: int, seconds: float, pg: str) -> None:
                                 if r.status == 200:
                                     break
                         except aiohttp.ClientError:
-                            await asyncio.sleep(0.1)
+                            pass
+                        await asyncio.sleep(0.1)
             for batch in (1, 500):
                 r = await load(apis, batch, seconds)
                 label = "single" if batch == 1 else "batch 500"

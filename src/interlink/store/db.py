@@ -104,6 +104,10 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.write_engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Several processes starting on a fresh database: one migrates, the
+                    # others wait for it and then find nothing to do.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7134823)")
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "heads")
         except SQLAlchemyError as exc:
