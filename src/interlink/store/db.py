@@ -35,8 +35,15 @@ _STOP = object()
 GROUP_LIMIT = 2000
 
 
-def _sqlite_engine(url: str, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _sqlite_engine(url: str, begin: str, cache_kib: int, pool_size: int) -> Engine:
+    # The page cache is per connection: a big one for the single writer, small ones for the
+    # readers, so that memory stays bounded however large the tables grow.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -47,7 +54,7 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA temp_store=MEMORY")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -68,8 +75,8 @@ class Store:
             if self.dialect == "sqlite":
                 # The writer takes the write lock up front so that two processes never
                 # deadlock upgrading read locks; readers stay deferred and never block.
-                self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
-                self.read_engine = _sqlite_engine(url, "BEGIN")
+                self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE", 32768, 2)
+                self.read_engine = _sqlite_engine(url, "BEGIN", 8192, 4)
             elif self.dialect == "postgresql":
                 # pre-ping: a connection that died with a server restart is replaced, not used.
                 self.write_engine = create_engine(
