@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from tests.conftest import TOKEN, Api, pay, submit
-from tests.receiver import Receiver
 
 from interlink.capabilities.alerts import alerts
 from interlink.capabilities.incidents import incidents
@@ -24,6 +22,8 @@ from interlink.intake import Item
 from interlink.ops.alerter import RETRY, Alerter, send_test
 from interlink.service import Hub
 from interlink.store import queries as q
+from tests.conftest import TOKEN, Api, pay, submit
+from tests.receiver import Receiver
 
 FLOW = "trading-treasury"
 

@@ -7,9 +7,9 @@ import io
 import orjson
 import pytest
 from sqlalchemy import func, select
-from tests.conftest import TOKEN
 
 from interlink.store.schema import deliveries, documents
+from tests.conftest import TOKEN
 
 DOCS = "/api/v1/documents"
 
@@ -88,10 +88,9 @@ async def test_bad_input_is_refused_and_nothing_is_stored(api, body, headers, to
 
 
 async def test_a_system_without_a_flow_for_the_type_is_forbidden(write_topology, clock):
-    from tests.conftest import Api
-
     from interlink.service import Hub
     from interlink.transports.http import HttpTransport
+    from tests.conftest import Api
 
     topology = write_topology(
         """\

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 from aiohttp import web
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, header, pay, submit
-from tests.receiver import Received, Receiver
 
 from interlink.clock import FakeClock
 from interlink.service import DeliveryFilter, Hub
 from interlink.store import queries as q
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, header, pay, submit
+from tests.receiver import Received, Receiver
 
 
 def next_probe_at(hub: Hub) -> datetime:

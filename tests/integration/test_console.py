@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
-from tests.conftest import TREASURY_FLOW, Api, delivery_of, pay, submit
-from tests.console_support import CONSOLE_TOPOLOGY, ENV, TOPOLOGY, Browser, require_dot
-from tests.receiver import Receiver
 
 from interlink.service import Hub
 from interlink.web.console.auth import COOKIE
+from tests.conftest import TREASURY_FLOW, Api, delivery_of, pay, submit
+from tests.console_support import CONSOLE_TOPOLOGY, ENV, TOPOLOGY, Browser, require_dot
+from tests.receiver import Receiver
 
 
 @pytest.fixture

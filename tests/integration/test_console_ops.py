@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from tests.conftest import Api, pay, submit
-from tests.console_support import CONSOLE_TOPOLOGY, ENV, Browser, require_dot
-from tests.receiver import Receiver
 
 from interlink.clock import FakeClock
 from interlink.service import Hub
+from tests.conftest import Api, pay, submit
+from tests.console_support import CONSOLE_TOPOLOGY, ENV, Browser, require_dot
+from tests.receiver import Receiver
 
 
 @pytest.fixture

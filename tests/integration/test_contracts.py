@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import TOKEN, Api
 
 from interlink.capabilities.contracts import contracts
 from interlink.clock import FakeClock
@@ -17,6 +16,7 @@ from interlink.contracts.registry import SYSTEM_ACTOR
 from interlink.errors import Conflict, Invalid, NotFound
 from interlink.intake import Item
 from interlink.service import Hub
+from tests.conftest import TOKEN, Api
 
 ORDER: dict[str, Any] = {
     "type": "object",

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import Api, delivery_of, header
-from tests.receiver import Receiver
 
 from interlink.capabilities.contracts import scenarios
 from interlink.errors import InputError, Invalid
 from interlink.intake import Item
 from interlink.service import Hub
+from tests.conftest import Api, delivery_of, header
+from tests.receiver import Receiver
 
 ORDER: dict[str, Any] = {
     "type": "object",

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, pay, submit
-from tests.receiver import Receiver
-
 from interlink.capabilities.maintenance import maintenance
 from interlink.clock import FakeClock
 from interlink.service import Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, pay, submit
+from tests.receiver import Receiver
 
 
 def deadline_events(hub: Hub) -> list[dict]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.receiver import Receiver
 
 from interlink.capabilities.drills import drills
 from interlink.clock import FakeClock
@@ -23,6 +22,7 @@ from interlink.drills.run import (
     sandboxed_topology,
 )
 from interlink.service import Hub
+from tests.receiver import Receiver
 
 TOPOLOGY = """\
 timezone: UTC

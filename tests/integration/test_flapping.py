@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from tests.conftest import FINANCE_FLOW, TOPOLOGY, TREASURY_FLOW, header, pay, submit
-from tests.receiver import Received, Receiver
 
 from interlink.clock import FakeClock
 from interlink.service import DeliveryFilter, Hub
+from tests.conftest import FINANCE_FLOW, TOPOLOGY, TREASURY_FLOW, header, pay, submit
+from tests.receiver import Received, Receiver
 
 
 class _Garbage(web.Response):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from tests.conftest import FINANCE_FLOW, SECRET, delivery_of, header, pay, submit
-from tests.receiver import Receiver
-
 from interlink.clock import FakeClock
 from interlink.intake import canonical
 from interlink.service import Hub
 from interlink.transports.signing import generate_secret, verify
+from tests.conftest import FINANCE_FLOW, SECRET, delivery_of, header, pay, submit
+from tests.receiver import Receiver
 
 
 async def test_headers_are_stable_across_retries_and_repush_and_signed(

@@ -17,12 +17,12 @@ from aiohttp import (
     web,
 )
 from aiohttp.client_reqrep import ConnectionKey
-from tests.receiver import Received, Receiver
 
 from interlink.engine.outcome import Outcome, classify_error
 from interlink.errors import TransportError
 from interlink.transports.base import Request
 from interlink.transports.http import HttpTransport, _kind
+from tests.receiver import Received, Receiver
 
 BODY = b'{"order_no":"SO-1"}'
 KEY = ConnectionKey("erp.example", 443, True, True, None, None, None)

@@ -14,8 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import Api, pay, submit
-from tests.receiver import Receiver
 
 from interlink.capabilities.alerts import alerts
 from interlink.capabilities.incidents import incidents
@@ -23,6 +21,8 @@ from interlink.clock import FakeClock
 from interlink.ops.incidents import MAX_ATTACHMENT_BYTES
 from interlink.service import Hub
 from interlink.store import queries as q
+from tests.conftest import Api, pay, submit
+from tests.receiver import Receiver
 
 FLOW = "trading-treasury"
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, pay, submit
-from tests.receiver import Receiver
-
 from interlink.errors import Conflict, Forbidden, Invalid, TooLarge
 from interlink.intake import Item
 from interlink.service import DeliveryFilter, Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, pay, submit
+from tests.receiver import Receiver
 
 
 def stored(hub: Hub) -> int:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
-from tests.receiver import Receiver
-
 from interlink.clock import FakeClock
 from interlink.service import Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
+from tests.receiver import Receiver
 
 # lease (30 s) + the downstream's timeout (2 s) in the shared topology
 LEASE = timedelta(seconds=32)

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
-from tests.conftest import TOPOLOGY, Api, pay, submit
 
 from interlink.clock import FakeClock
 from interlink.service import Hub
+from tests.conftest import TOPOLOGY, Api, pay, submit
 
 WINDOWS = TOPOLOGY.replace(
     "    secret_env: TEST_TREASURY_SECRET\n",

@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
-from tests.receiver import Receiver
-
 from interlink.capabilities.maintenance import maintenance
 from interlink.clock import FakeClock
 from interlink.service import Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
+from tests.receiver import Receiver
 
 
 def kinds(hub: Hub, prefix: str = "maintenance_") -> Counter[str]:

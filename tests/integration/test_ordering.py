@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, header, pay, submit
-from tests.receiver import Receiver
-
 from interlink.clock import FakeClock
 from interlink.service import DeliveryFilter, Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, header, pay, submit
+from tests.receiver import Receiver
 
 
 def revisions(receiver: Receiver, key: str) -> list[str | None]:

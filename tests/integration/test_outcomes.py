@@ -7,6 +7,9 @@ from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
+
+from interlink.clock import FakeClock
+from interlink.service import DeliveryFilter, Hub
 from tests.conftest import (
     FINANCE_FLOW,
     TOPOLOGY,
@@ -16,9 +19,6 @@ from tests.conftest import (
     submit,
 )
 from tests.receiver import Receiver
-
-from interlink.clock import FakeClock
-from interlink.service import DeliveryFilter, Hub
 
 # -- 2xx and 409 --------------------------------------------------------------------------------
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
-from tests.receiver import Receiver
-
 from interlink.clock import FakeClock
 from interlink.service import Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
+from tests.receiver import Receiver
 
 
 async def test_paused_flow_gets_nothing_and_resume_drains(

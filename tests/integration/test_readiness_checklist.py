@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from tests.conftest import Api
-from tests.receiver import Receiver
 
 from interlink.clock import FakeClock
 from interlink.config import Topology
 from interlink.drills.run import record
 from interlink.readiness import check
 from interlink.service import Hub
+from tests.conftest import Api
+from tests.receiver import Receiver
 
 TOPOLOGY = """\
 timezone: UTC

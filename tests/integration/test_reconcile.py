@@ -12,13 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from aiohttp import web
-from tests.conftest import TREASURY_FLOW, Api, pay, submit
-from tests.receiver import Received, Receiver
 
 from interlink.capabilities.reconcile import reconcile
 from interlink.clock import FakeClock
 from interlink.reconcile.run import Reconciler, resolve_period
 from interlink.service import Hub
+from tests.conftest import TREASURY_FLOW, Api, pay, submit
+from tests.receiver import Received, Receiver
 
 TOPOLOGY = """\
 timezone: Asia/Shanghai

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
-from tests.receiver import Receiver
 
 from interlink.clock import FakeClock
 from interlink.errors import InputError, NotFound
 from interlink.service import DeliveryFilter, Hub
+from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
+from tests.receiver import Receiver
 
 
 def detail(record: dict[str, Any]) -> dict[str, Any]:

@@ -666,7 +666,9 @@ class Engine:
                     await self._return(returned)
                 if any(buffers.values()):
                     self._slot_free.clear()
-                    await _first(stop, self._slot_free, self._wake, timeout=0.02)
+                    # Rate-limited buffers wait for tokens: a bucket holds 20 ms of them, so look
+                    # again well within that, or the bucket fills up and tokens go unused.
+                    await _first(stop, self._slot_free, self._wake, timeout=0.008)
                 elif claimed == 0:
                     self._wake.clear()
                     await _first(stop, self._wake, timeout=idle)
