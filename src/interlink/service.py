@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection
@@ -26,6 +26,7 @@ from interlink.intake import Intake
 from interlink.model import Delivery, Document, HoldReason, Status
 from interlink.store import queries as q
 from interlink.store.db import Store, open_store
+from interlink.times import parse_time
 from interlink.transports.base import Transport
 
 REPUSHABLE = (Status.DEAD, Status.DELIVERED)
@@ -53,6 +54,29 @@ class DeliveryFilter:
 
     def to_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(self).items()}
+
+    @classmethod
+    def parse(
+        cls,
+        tz: tzinfo,
+        *,
+        flow: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        key: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        option_prefix: str = "",
+    ) -> DeliveryFilter:
+        """A filter from what people type (the API's query, the CLI's options)."""
+        return cls(
+            flow=flow,
+            status=status,
+            reason=reason,
+            key=key,
+            since=parse_time(since, tz, f"{option_prefix}since") if since else None,
+            until=parse_time(until, tz, f"{option_prefix}until") if until else None,
+        )
 
 
 class Hub:

@@ -16,7 +16,7 @@ def parse_time(value: str, tz: tzinfo, name: str = "time") -> datetime:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise InputError(
-            f"{name} {value!r} is not an ISO 8601 time (e.g. 2026-11-25T17:00 or "
+            f"{name}: {value!r} is not an ISO 8601 time (e.g. 2026-11-25T17:00 or "
             "2026-11-25T17:00+08:00)"
         ) from None
     if when.tzinfo is None:

@@ -11,7 +11,6 @@ import contextlib
 import getpass
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,8 +20,8 @@ from typing import Annotated, Any, TextIO
 import typer
 from rich.console import Console
 
+from interlink import times
 from interlink.config import Topology, config_path, load
-from interlink.errors import InputError
 from interlink.service import DeliveryFilter, Hub
 
 EXIT_OK = 0
@@ -90,21 +89,7 @@ def hub(config: Path | None) -> Iterator[Hub]:
 
 def parse_time(text: str | None, option: str, topo: Topology) -> datetime | None:
     """An ISO 8601 time; without an offset it is in the topology's timezone."""
-    if text is None:
-        return None
-    value = text.strip()
-    if re.fullmatch(r".*[zZ]", value):
-        value = value[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"{option}: {text!r} is not an ISO 8601 time; use e.g. 2026-01-05T09:30 "
-            f"(in {topo.timezone}) or 2026-01-05T09:30+08:00"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=topo.tz)
-    return when
+    return times.parse_time(text, topo.tz, option) if text is not None else None
 
 
 def delivery_filter(
@@ -117,13 +102,15 @@ def delivery_filter(
     since: str | None,
     until: str | None,
 ) -> DeliveryFilter:
-    return DeliveryFilter(
+    return DeliveryFilter.parse(
+        topo.tz,
         flow=flow,
         status=status,
         reason=reason,
         key=key,
-        since=parse_time(since, "--since", topo),
-        until=parse_time(until, "--until", topo),
+        since=since,
+        until=until,
+        option_prefix="--",
     )
 
 

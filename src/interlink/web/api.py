@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -32,7 +31,6 @@ from interlink.errors import (
 )
 from interlink.intake import Item
 from interlink.service import DeliveryFilter, Hub
-from interlink.times import parse_time
 from interlink.web.deps import ADMIN_TOKEN_ENV, operator, reader, source_system
 from interlink.web.routes import routers
 
@@ -298,17 +296,9 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         since: str | None,
         until: str | None,
     ) -> DeliveryFilter:
-        return DeliveryFilter(
-            flow=flow,
-            status=status,
-            reason=reason,
-            key=key,
-            since=_time(since, "since"),
-            until=_time(until, "until"),
+        return DeliveryFilter.parse(
+            topology.tz, flow=flow, status=status, reason=reason, key=key, since=since, until=until
         )
-
-    def _time(value: str | None, name: str) -> datetime | None:
-        return parse_time(value, topology.tz, name) if value else None
 
     for router in routers():
         app.include_router(router)
