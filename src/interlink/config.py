@@ -560,8 +560,9 @@ def load(path: str | os.PathLike[str]) -> Topology:
     return loads(text, name)
 
 
-def loads(text: str, path: str = DEFAULT_CONFIG_PATH) -> Topology:
-    reader = _Reader()
+def read_mapping(text: str, path: str, reader: _Reader, expected: str) -> dict[str, Any]:
+    """YAML text → a mapping, with every key's line in ``reader``; syntax errors as
+    ``file:line: message``. Shared by the topology and the drill files."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
@@ -573,8 +574,16 @@ def loads(text: str, path: str = DEFAULT_CONFIG_PATH) -> Topology:
         raise ConfigError([f"{path}:1: {e}"]) from None
     data = reader.build(root, ()) if root is not None else {}
     if not isinstance(data, dict):
-        reader.problem((), "the topology must be a mapping of settings (systems:, flows:, ...)")
+        reader.problem((), expected)
         data = {}
+    return data
+
+
+def loads(text: str, path: str = DEFAULT_CONFIG_PATH) -> Topology:
+    reader = _Reader()
+    data = read_mapping(
+        text, path, reader, "the topology must be a mapping of settings (systems:, flows:, ...)"
+    )
 
     absolute = Path(path).resolve()
     _prepare(data, reader)

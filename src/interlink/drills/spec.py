@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from interlink.config import (
@@ -26,6 +25,7 @@ from interlink.config import (
     Topology,
     _message,
     _Reader,
+    read_mapping,
 )
 from interlink.contracts.scenarios import matches
 from interlink.errors import ConfigError
@@ -231,19 +231,9 @@ def load(path: str | Path) -> DrillFile:
 
 def loads(text: str, path: str = "drill.yaml") -> DrillFile:
     reader = _Reader()
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        message = ", ".join(str(p) for p in (e.context, e.problem) if p) or str(e)
-        raise ConfigError([f"{path}:{line}: {message}"]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path}:1: {e}"]) from None
-    data = reader.build(root, ()) if root is not None else {}
-    if not isinstance(data, dict):
-        reader.problem((), "a drill file is a mapping (name:, flows:, documents:, expect: ...)")
-        data = {}
+    data = read_mapping(
+        text, path, reader, "a drill file is a mapping (name:, flows:, documents:, expect: ...)"
+    )
     drill = None
     try:
         drill = Drill.model_validate(data)

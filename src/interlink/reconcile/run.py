@@ -560,14 +560,14 @@ class Reconciler:
                 "sample": [r.key for r in again[:20]],
             }
             if not dry_run and again:
-                hub._requeue(conn, [(r.id, r.flow, r.system) for r in again], now)
+                hub.requeue(conn, [(r.id, r.flow, r.system) for r in again], now)
                 q.add_audit(conn, now, actor, "reconcile_repush", f"reconcile:{run_id}", result)
             return result
 
         if dry_run:
             return self.hub.store.read_sync(work)
         result = self.hub.store.write_sync(work)
-        hub._wake()
+        hub.wake()
         return result
 
 

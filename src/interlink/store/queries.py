@@ -253,18 +253,7 @@ def claim_probe(conn: Connection, system: str, now: datetime, lease_until: datet
             lease_until=lease_until,
             updated_at=now,
         )
-        .returning(
-            deliveries.c.id,
-            deliveries.c.document_id,
-            deliveries.c.flow,
-            deliveries.c.system,
-            deliveries.c.key,
-            deliveries.c.revision,
-            deliveries.c.attempts,
-            deliveries.c.failures,
-            deliveries.c.first_failure_at,
-            deliveries.c.lease_until,
-        )
+        .returning(*_CLAIM_RETURNING)
     )
     return list(conn.execute(stmt))
 
