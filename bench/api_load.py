@@ -1,16 +1,20 @@
 """HTTP intake under load: single-document and batch requests, p50 and p99.
 
-    python bench/api_load.py [--seconds 8] [--stores sqlite,postgresql]
+    python bench/api_load.py [--seconds 8] [--stores sqlite,postgresql] [--client wrk|aiohttp]
 
 SQLite: one `interlink serve --no-workers` process. PostgreSQL: two of them on two ports,
-the load split between them. The load generator is this process (aiohttp, 32 connections).
+the load split between them. The load comes from wrk (Debian's `wrk` package; one wrk
+process per API, 16 connections each, every request a new document) when it is installed,
+else from this process (aiohttp, 32 connections), which takes most of a core itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -27,6 +31,28 @@ from scale import drop_pg, pg_database
 from throughput import TOKEN, payload, topology
 
 CONNECTIONS = 32
+
+# wrk's script (one thread per wrk process): every request new documents, keyed by the
+# process's PREFIX and a counter; at the end one JSON line with what wrk measured.
+WRK_SCRIPT = """
+local counter = 0
+local function doc(i)
+  return string.format('{"type":"payment_order","payload":{"order_no":"PO-%s-%d",'
+    .. '"amount":"100.00","currency":"CNY","kind":"pay"}}', PREFIX, i)
+end
+function request()
+  local parts = {}
+  for i = 1, BATCH do counter = counter + 1; parts[i] = doc(counter) end
+  local body = BATCH == 1 and parts[1] or "[" .. table.concat(parts, ",") .. "]"
+  return wrk.format("POST", "/api/v1/documents", HEADERS, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format('{"requests":%d,"seconds":%f,"p50":%f,"p99":%f,"errors":%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
+    latency:percentile(99) / 1e3, summary.errors.status + summary.errors.connect
+    + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
 
 
 def free_port() -> int:
@@ -74,7 +100,39 @@ async def load(apis: list[str], batch: int, seconds: float) -> dict[str, float]:
     }
 
 
-async def run(store: str, processes: int, seconds: float, pg: str) -> None:
+async def load_wrk(apis: list[str], batch: int, seconds: float) -> dict[str, float]:
+    """One wrk process per API, all at once; their figures summed (p50, p99: the worst)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = []
+        for n, api in enumerate(apis):
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+            script = Path(tmp) / f"load{n}.lua"
+            script.write_text(
+                f"PREFIX, BATCH = '{n}-{time.time_ns()}', {batch}\n"
+                "HEADERS = {"
+                + ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+                + "}\n"
+                + WRK_SCRIPT
+            )
+            command = ["wrk", "-t1", f"-c{CONNECTIONS // len(apis)}", f"-d{seconds:g}s"]
+            command += ["--timeout", "30s", "-s", str(script), api]
+            procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+        results = []
+        for proc in procs:
+            out, _ = proc.communicate()
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    if any(r["errors"] for r in results):
+        raise SystemExit(f"wrk saw errors (non-2xx or socket): {results}")
+    rate = sum(r["requests"] / r["seconds"] for r in results)
+    return {
+        "requests": rate,
+        "docs": rate * batch,
+        "p50": max(r["p50"] for r in results),
+        "p99": max(r["p99"] for r in results),
+    }
+
+
+async def run(store: str, processes: int, seconds: float, pg: str, client: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         topology(directory, "http://127.0.0.1:9")
@@ -106,7 +164,10 @@ async def run(store: str, processes: int, seconds: float, pg: str) -> None:
                             pass
                         await asyncio.sleep(0.1)
             for batch in (1, 500):
-                r = await load(apis, batch, seconds)
+                if client == "wrk":
+                    r = await load_wrk(apis, batch, seconds)
+                else:
+                    r = await load(apis, batch, seconds)
                 label = "single" if batch == 1 else "batch 500"
                 print(
                     f"{store:10s} {processes} API  {label:10s} {r['requests']:8,.0f} req/s "
@@ -128,10 +189,13 @@ async def main() -> None:
     parser.add_argument(
         "--pg", default=os.environ.get("INTERLINK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
     )
+    parser.add_argument(
+        "--client", choices=("wrk", "aiohttp"), default="wrk" if shutil.which("wrk") else "aiohttp"
+    )
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; {CONNECTIONS} connections from one client process")
+    print(f"machine: {os.cpu_count()} cores; {CONNECTIONS} connections from {args.client}")
     for store in args.stores.split(","):
-        await run(store, 1 if store == "sqlite" else 2, args.seconds, args.pg)
+        await run(store, 1 if store == "sqlite" else 2, args.seconds, args.pg, args.client)
 
 
 if __name__ == "__main__":

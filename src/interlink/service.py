@@ -52,6 +52,9 @@ class DeliveryFilter:
             until=self.until,
         )
 
+    def fields(self) -> dict[str, Any]:
+        return dict(vars(self))
+
     def to_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(self).items()}
 
@@ -184,7 +187,7 @@ class Hub:
         self.check_filter(f)
         limit = max(1, min(limit, 1000))
         return self.store.read_sync(
-            lambda conn: q.list_deliveries(conn, f.conditions(), before, limit)
+            lambda conn: q.list_deliveries(conn, before=before, limit=limit, **f.fields())
         )
 
     def status(self) -> dict[str, Any]:

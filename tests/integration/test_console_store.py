@@ -1,5 +1,5 @@
 """The console's named queries on a real store: the attempt-id floor found by bisection,
-attempts per hour by outcome, delivered since, and paging a flow by id."""
+attempts per hour by outcome, delivered since, and paging deliveries by id."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from interlink.service import Hub
 from interlink.store import console as sql
+from interlink.store import queries as q
 from interlink.store.schema import attempts, deliveries
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
@@ -83,13 +84,15 @@ async def test_floor_hourly_and_delivered_since(hub: Hub) -> None:
     assert done == {"b": 3, "a": 1}  # b: 6, 8, 10; a: 9 (7 started before 06:00)
 
 
-async def test_page_ids_by_cursor_and_filter(hub: Hub) -> None:
+async def test_delivery_pages_by_cursor_and_filter(hub: Hub) -> None:
     rows = [delivery(i, "a", "dead" if i % 3 == 0 else "delivered") for i in range(1, 31)]
     rows += [delivery(100 + i, "b") for i in range(5)]
     rows[4]["key"] = "SPECIAL"
     fill(hub, rows, [])
 
-    page = lambda **kw: read(hub, lambda c: sql.page_ids(c, flow="a", limit=5, **kw))  # noqa: E731
+    page = lambda **kw: read(  # noqa: E731
+        hub, lambda c: q.page_delivery_ids(c, **{"flow": "a", "limit": 5, **kw})
+    )
     assert page() == [30, 29, 28, 27, 26]
     assert page(before=26) == [25, 24, 23, 22, 21]
     assert page(before=3) == [2, 1]
@@ -100,3 +103,7 @@ async def test_page_ids_by_cursor_and_filter(hub: Hub) -> None:
     assert page(key="SPECIAL") == [5]
     assert page(since=T0 + timedelta(minutes=28)) == [30, 29, 28]
     assert page(until=T0 + timedelta(minutes=2)) == [1]
+    # Across flows (the API's listing), and by key in any flow.
+    assert page(flow=None) == [104, 103, 102, 101, 100]
+    assert page(flow=None, key="SPECIAL") == [5]
+    assert [d.id for d in read(hub, lambda c: q.list_deliveries(c, before=3, flow="a"))] == [2, 1]

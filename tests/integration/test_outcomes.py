@@ -60,6 +60,25 @@ async def test_409_counts_as_delivered(hub: Hub, treasury: Receiver) -> None:
     assert hub.status()["flows"][TREASURY_FLOW]["delivered"] == 1
 
 
+async def test_an_answer_of_nul_bytes_and_bad_utf8_is_stored_readably(
+    hub: Hub, treasury: Receiver
+) -> None:
+    # PostgreSQL's text type refuses NUL; the receipt must still be kept, not loop forever.
+    treasury.respond(200, b"ok\x00\xff\xfe done")
+    [doc] = await submit(hub, pay("A1"))
+
+    await hub.engine.drain()
+
+    d = delivery_of(hub, doc["id"])
+    assert d.status == "delivered"
+    assert d.attempt_log[-1].response == "ok\ufffd\ufffd\ufffd done"
+    treasury.respond(422, b"bad\x00field")
+    [doc] = await submit(hub, pay("A2"))
+    await hub.engine.drain()
+    d = delivery_of(hub, doc["id"])
+    assert (d.status, d.last_error) == ("dead", "HTTP 422: bad\ufffdfield")
+
+
 # -- unavailable: retry on schedule, then delivered ----------------------------------------------
 
 Fault = Callable[[Receiver], Awaitable[None]]

@@ -125,6 +125,12 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def answer_text(body: bytes) -> str:
+    """A downstream's answer as text fit to store: invalid UTF-8 and NUL (which PostgreSQL's
+    text type refuses) become U+FFFD."""
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
 def _message(body: bytes) -> str:
-    text = body.decode("utf-8", errors="replace")
+    text = answer_text(body)
     return _WHITESPACE.sub(" ", text).strip()[:MESSAGE_LIMIT]

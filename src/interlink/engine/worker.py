@@ -31,7 +31,13 @@ from interlink.engine import circuit as breaker
 from interlink.engine.circuit import Circuit, CircuitPolicy, CircuitState, Transition
 from interlink.engine.holds import placement
 from interlink.engine.limits import TokenBucket, strict_bucket
-from interlink.engine.outcome import Classified, Outcome, classify_error, classify_response
+from interlink.engine.outcome import (
+    Classified,
+    Outcome,
+    answer_text,
+    classify_error,
+    classify_response,
+)
 from interlink.engine.retry import RetryPolicy
 from interlink.errors import InterlinkError, TransportError
 from interlink.hooks import Hooks
@@ -374,7 +380,7 @@ class Engine:
             classified = classify_response(
                 response.status, response.headers, response.body, self.clock.now()
             )
-            response_text = response.body[:RESPONSE_KEEP].decode("utf-8", errors="replace")
+            response_text = answer_text(response.body[:RESPONSE_KEEP])
         elapsed = time.perf_counter() - t0
         # The request is over: its slot is free now, not once the outcome is recorded.
         self.inflight[flow.name] -= 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from interlink.store.queries import unindexed
 from interlink.store.schema import attempts, deliveries
 
 SLACK = timedelta(hours=1)
@@ -53,52 +54,6 @@ def first_attempt_id_since(conn: Connection, at: datetime) -> int | None:
     return low
 
 
-def _scanned(conn: Connection, column: Any) -> Any:
-    """``column`` as an expression SQLite will not look up through an index.
-
-    Without statistics SQLite takes ``flow = ?`` for a selective condition and walks a flow
-    index: on a flow of a million deliveries that reads them all (and sorts them for ORDER BY
-    id), where walking the primary key (or the recent attempts) stops after a page. PostgreSQL
-    plans from statistics and gets the column as it is.
-    """
-    return func.coalesce(column, "") if conn.dialect.name == "sqlite" else column
-
-
-def page_ids(
-    conn: Connection,
-    *,
-    flow: str,
-    status: str | None = None,
-    reason: str | None = None,
-    key: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: int | None = None,
-    limit: int = 50,
-) -> list[int]:
-    """Ids of one page of a flow's deliveries, newest first, paged by id (``before``).
-
-    The same filter as the core's ``delivery_filter``, planned for paging: by business key
-    through the (flow, key) index, otherwise along the primary key, newest first, stopping
-    after ``limit`` matches (a filter that matches nothing on a huge flow reads it all).
-    """
-    c = deliveries.c
-    by_key = [c.flow == flow, c.key == key]
-    conditions = by_key if key else [_scanned(conn, c.flow) == flow]
-    if status:
-        conditions.append(_scanned(conn, c.status) == status)
-    if reason:
-        conditions.append(_scanned(conn, c.reason) == reason)
-    if since:
-        conditions.append(c.updated_at >= since)
-    if until:
-        conditions.append(c.updated_at < until)
-    if before is not None:
-        conditions.append(c.id < before)
-    query = select(c.id).where(*conditions).order_by(c.id.desc()).limit(limit)
-    return [row[0] for row in conn.execute(query)]
-
-
 def _hour(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
         return func.date_trunc("hour", attempts.c.started_at)
@@ -117,7 +72,7 @@ def hourly_outcomes(conn: Connection, flow: str, since: datetime) -> dict[dateti
         .where(
             attempts.c.id >= first,
             attempts.c.started_at >= since,
-            _scanned(conn, deliveries.c.flow) == flow,
+            unindexed(conn, deliveries.c.flow) == flow,
         )
         .group_by(hour, attempts.c.outcome)
     )

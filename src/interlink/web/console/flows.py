@@ -48,22 +48,8 @@ def _hold(ctx: Ctx, flow: str) -> Any | None:
 
 
 def _page(conn: Connection, f: DeliveryFilter, before: int | None) -> list[Delivery]:
-    """One page of the flow's deliveries: ids through the console's paging query, rows
-    through the core's."""
-    ids = store.page_ids(
-        conn,
-        flow=f.flow or "",
-        status=f.status,
-        reason=f.reason,
-        key=f.key,
-        since=f.since,
-        until=f.until,
-        before=before,
-        limit=PAGE,
-    )
-    if not ids:
-        return []
-    return q.list_deliveries(conn, q.delivery_filter(ids=ids), None, len(ids))
+    """One page of the flow's deliveries."""
+    return q.list_deliveries(conn, before=before, limit=PAGE, **f.fields())
 
 
 def _hourly(
