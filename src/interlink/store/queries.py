@@ -89,10 +89,58 @@ def max_revisions(conn: Connection, type_: str, keys: Sequence[str]) -> dict[str
     return found
 
 
-def insert_documents(conn: Connection, rows: list[dict[str, Any]]) -> None:
+# Intake's two inserts, written out per store like the engine's hot path (see _PG_RECORD and
+# _sqlite_many): through SQLAlchemy, converting each row's parameters took half the API's time
+# on batches.
+_DOCUMENT_COLUMNS = (
+    ("id", "text"),
+    ("type", "text"),
+    ("key", "text"),
+    ("revision", "int"),
+    ("identity", "text"),
+    ("payload_hash", "text"),
+    ("payload", "text"),
+    ("source", "text"),
+    ("scenario", "text"),
+    ("deadline", "timestamptz"),
+    ("amount", "text"),
+    ("received_at", "timestamptz"),
+)
+_DELIVERY_COLUMNS = (
+    ("document_id", "text"),
+    ("flow", "text"),
+    ("system", "text"),
+    ("key", "text"),
+    ("revision", "int"),
+    ("status", "text"),
+    ("reason", "text"),
+    ("attempts", "int"),
+    ("failures", "int"),
+    ("next_at", "timestamptz"),
+    ("deadline", "timestamptz"),
+    ("probe", "bool"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+
+
+def _insert_rows(
+    conn: Connection, table: str, columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]]
+) -> None:
     if not rows:
         return
-    conn.execute(insert(documents), rows)
+    names = ", ".join(name for name, _ in columns)
+    if conn.dialect.name == "postgresql":
+        record = ", ".join(f"{name} {kind}" for name, kind in columns)
+        sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM json_to_recordset(%s::json) "
+        _pg_json_rows(conn, sql + f"AS v({record})", rows)
+    else:
+        sql = f"INSERT INTO {table} ({names}) VALUES {{values}}"
+        _sqlite_many(conn, sql, [name for name, _ in columns], rows)
+
+
+def insert_documents(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    _insert_rows(conn, "documents", _DOCUMENT_COLUMNS, rows)
 
 
 def get_document(conn: Connection, document_id: str) -> Document | None:
@@ -144,9 +192,7 @@ def _document(row: Any) -> Document:
 
 
 def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    conn.execute(insert(deliveries), rows)
+    _insert_rows(conn, "deliveries", _DELIVERY_COLUMNS, rows)
 
 
 def keys_with_undelivered(conn: Connection, flow: str, keys: Sequence[str]) -> set[str]:

@@ -40,6 +40,12 @@ log = logging.getLogger("interlink.api")
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
+def _json(content: Any, status: int) -> Response:
+    """Intake's answers, encoded with orjson: the standard library's encoder took a tenth of
+    the API's time on batches of 500."""
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
 def _error(exc: InterlinkError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return JSONResponse({"error": exc.to_json()}, status_code=exc.http_status, headers=headers)
@@ -178,14 +184,14 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
             result = results[0]
             if isinstance(result, InterlinkError):
                 return _error(result)
-            return JSONResponse(result, status_code=202)
+            return _json(result, 202)
         merged: list[dict[str, Any] | InterlinkError] = []
         it = iter(results)
         for err in errors:
             merged.append(err if err is not None else next(it))
         out = [_item_result(r) for r in merged]
         accepted = any(not isinstance(r, InterlinkError) for r in merged)
-        return JSONResponse(out, status_code=202 if accepted or not out else 422)
+        return _json(out, 202 if accepted or not out else 422)
 
     # -- documents and deliveries ----------------------------------------------------------
 
