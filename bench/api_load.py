@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import drop_pg, pg_database
+from scale import PG_DEFAULT, drop_pg, pg_database
 from throughput import TOKEN, payload, topology
 
 CONNECTIONS = 32
@@ -164,14 +164,13 @@ async def run(store: str, processes: int, seconds: float, pg: str, client: str) 
                             pass
                         await asyncio.sleep(0.1)
             for batch in (1, 500):
-                if client == "wrk":
-                    r = await load_wrk(apis, batch, seconds)
-                else:
-                    r = await load(apis, batch, seconds)
+                loader = load_wrk if client == "wrk" else load
+                figures = await loader(apis, batch, seconds)
                 label = "single" if batch == 1 else "batch 500"
                 print(
-                    f"{store:10s} {processes} API  {label:10s} {r['requests']:8,.0f} req/s "
-                    f"{r['docs']:9,.0f} docs/s   p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms"
+                    f"{store:10s} {processes} API  {label:10s} {figures['requests']:8,.0f} req/s "
+                    f"{figures['docs']:9,.0f} docs/s   p50 {figures['p50']:6.1f} ms  "
+                    f"p99 {figures['p99']:6.1f} ms"
                 )
         finally:
             for s in servers:
@@ -186,9 +185,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument(
-        "--pg", default=os.environ.get("INTERLINK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
-    )
+    parser.add_argument("--pg", default=PG_DEFAULT)
     parser.add_argument(
         "--client", choices=("wrk", "aiohttp"), default="wrk" if shutil.which("wrk") else "aiohttp"
     )

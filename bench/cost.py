@@ -42,7 +42,7 @@ from sqlalchemy.pool import Pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from receiver import ReceiverProcess
-from scale import drop_pg, pg_database
+from scale import PG_DEFAULT, drop_pg, pg_database
 from throughput import TOKEN, payload, reset, stats, topology
 
 from interlink.config import load
@@ -280,9 +280,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument(
-        "--pg", default=os.environ.get("INTERLINK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
-    )
+    parser.add_argument("--pg", default=PG_DEFAULT)
     args = parser.parse_args()
     os.environ["BENCH_TOKEN"] = TOKEN
     count_statements()

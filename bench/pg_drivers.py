@@ -19,12 +19,14 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,6 +35,9 @@ import psycopg
 import uvloop
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import PG_DEFAULT
 
 from interlink import runner
 from interlink.store import queries as q
@@ -296,8 +301,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
-    default_pg = "postgresql://postgres@127.0.0.1:5432/test"
-    parser.add_argument("--pg", default=os.environ.get("INTERLINK_TEST_PG", default_pg))
+    parser.add_argument("--pg", default=PG_DEFAULT)
     args = parser.parse_args()
     runner.tune_gc()  # the worker's GC settings
     name = f"bench_drivers_{uuid.uuid4().hex[:10]}"

@@ -32,6 +32,10 @@ from interlink.intake import Item
 from interlink.service import Hub
 
 
+# The PostgreSQL server benchmarks make their databases on (INTERLINK_TEST_PG, as the tests).
+PG_DEFAULT = os.environ.get("INTERLINK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
+
+
 def pg_database(base: str) -> tuple[str, str]:
     import psycopg
     from sqlalchemy.engine import make_url
@@ -100,9 +104,7 @@ async def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument(
-        "--pg", default=os.environ.get("INTERLINK_TEST_PG", "postgresql://postgres@127.0.0.1/test")
-    )
+    parser.add_argument("--pg", default=PG_DEFAULT)
     args = parser.parse_args()
     os.environ["BENCH_TOKEN"] = TOKEN
     print(
