@@ -388,17 +388,6 @@ _ATTEMPT_KEYS = (
 )
 
 
-def _driver_value(conn: Connection, value: Any) -> Any:
-    if isinstance(value, datetime):
-        if conn.dialect.name == "postgresql":
-            return value
-        # The exact text SQLAlchemy's SQLite DateTime writes, so both paths compare equal.
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
-
-
 def _pg_json_rows(conn: Connection, sql: str, rows: list[dict[str, Any]]) -> None:
     """Run ``sql`` with the rows as its one JSON parameter (see _PG_RECORD)."""
     conn.exec_driver_sql(sql, (orjson.dumps(rows).decode(),))
@@ -444,8 +433,21 @@ def _sqlite_many(
 ) -> None:
     per_row = "(" + ", ".join("?" * len(keys)) + ")"
     size = max(1, _CHUNK_VARIABLES // len(keys))
+    # A batch's rows share a few times (its "now"): each is formatted once.
+    times: dict[datetime, str] = {}
+
+    def value(v: Any) -> Any:
+        if isinstance(v, datetime):
+            text = times.get(v)
+            if text is None:
+                # The exact text SQLAlchemy's SQLite DateTime writes, so both compare equal.
+                text = v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+                times[v] = text
+            return text
+        return v.value if isinstance(v, StrEnum) else v
+
     for chunk in _chunks(rows, size):
-        params = tuple(_driver_value(conn, row[k]) for row in chunk for k in keys)
+        params = tuple([value(row[k]) for row in chunk for k in keys])
         conn.exec_driver_sql(sql.format(values=", ".join([per_row] * len(chunk))), params)
 
 
