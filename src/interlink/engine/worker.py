@@ -661,9 +661,6 @@ class Engine:
         found_nothing = False  # the last claim found nothing due: wait for news or a poll
         try:
             while not stop.is_set():
-                if self._wake.is_set():
-                    self._wake.clear()
-                    found_nothing = False
                 if claiming is not None and claiming.done():
                     finished, claiming = claiming, None
                     try:
@@ -678,6 +675,10 @@ class Engine:
                             buffers[job.flow.name].appendleft(job)
                         else:
                             buffers[job.flow.name].append(job)
+                # After the claim's result: news that came while it ran may be work it missed.
+                if self._wake.is_set():
+                    self._wake.clear()
+                    found_nothing = False
                 now = self.clock.now()
                 mono = time.monotonic()
                 if claiming is None and mono >= retry_at:
