@@ -308,9 +308,10 @@ class Engine:
                 continue
             rows = q.claim(conn, name, now, now + self._lease_for(flow.target), limit)
             jobs.extend(self._job(row, probe=False) for row in rows)
-        if jobs:
-            found = q.payloads(conn, [j.document_id for j in jobs])
-            for job in jobs:
+        unread = [job for job in jobs if not job.type]
+        if unread:
+            found = q.payloads(conn, [j.document_id for j in unread])
+            for job in unread:
                 doc = found[job.document_id]
                 job.type = doc.type
                 job.body = doc.payload.encode()
@@ -320,6 +321,8 @@ class Engine:
         return self.lease + self.topology.systems[system].timeout
 
     def _job(self, row: Any, probe: bool) -> Job:
+        """A job from a claimed row; its document too when the claim read it (PostgreSQL)."""
+        payload = getattr(row, "payload", None)
         return Job(
             id=row.id,
             document_id=row.document_id,
@@ -331,6 +334,8 @@ class Engine:
             first_failure_at=row.first_failure_at,
             lease_until=row.lease_until,
             probe=probe,
+            type=row.type if payload is not None else "",
+            body=payload.encode() if payload is not None else b"",
         )
 
     async def claim(self, want: dict[str, int] | None = None) -> list[Job]:

@@ -246,14 +246,44 @@ _CLAIM_RETURNING = (
 )
 
 
+# The claim on PostgreSQL, written out: the batch leased and its documents read in one
+# statement (through SQLAlchemy Core, building the statement and a second one for the
+# payloads cost ~10 µs of the worker's CPU per delivery; see bench/pg_drivers.py).
+_PG_CLAIM = (
+    "WITH chosen AS (SELECT id FROM deliveries WHERE status = 'pending' AND flow = %(flow)s "
+    "AND next_at <= %(now)s {urgent} ORDER BY {order}, id LIMIT %(limit)s "
+    "FOR UPDATE SKIP LOCKED) "
+    "UPDATE deliveries AS d SET status = 'in_flight', lease_until = %(lease)s, "
+    "updated_at = %(now)s FROM chosen, documents AS doc "
+    "WHERE d.id = chosen.id AND doc.id = d.document_id "
+    "RETURNING d.id, d.document_id, d.flow, d.system, d.key, d.revision, d.attempts, "
+    "d.failures, d.first_failure_at, d.lease_until, d.deadline, d.next_at, doc.type, "
+    "doc.payload"
+)
+_PG_CLAIM_URGENT = _PG_CLAIM.format(urgent="AND deadline IS NOT NULL", order="deadline")
+_PG_CLAIM_REST = _PG_CLAIM.format(urgent="", order="next_at")
+
+
 def claim(
     conn: Connection, flow: str, now: datetime, lease_until: datetime, limit: int
 ) -> list[Any]:
     """Lease up to ``limit`` due pending deliveries of ``flow``.
 
     Those with a deadline go first, earliest deadline first; then the rest, oldest due first.
-    Two statements, so that each walks an index in its own order.
+    Two statements, so that each walks an index in its own order. On PostgreSQL the rows
+    also carry the document's ``type`` and ``payload``.
     """
+    if conn.dialect.name == "postgresql":
+        params = {"flow": flow, "now": now, "lease": lease_until, "limit": limit}
+        # RETURNING keeps no order: sort what was leased the way it was chosen.
+        rows = sorted(
+            conn.exec_driver_sql(_PG_CLAIM_URGENT, params), key=lambda r: (r.deadline, r.id)
+        )
+        if len(rows) < limit:
+            params["limit"] = limit - len(rows)
+            more = conn.exec_driver_sql(_PG_CLAIM_REST, params)
+            rows.extend(sorted(more, key=lambda r: (r.next_at, r.id)))
+        return rows
     due = [
         deliveries.c.status == Status.PENDING,
         deliveries.c.flow == flow,
@@ -265,7 +295,6 @@ def claim(
         .order_by(deliveries.c.deadline, deliveries.c.id)
         .limit(limit)
     )
-    # RETURNING keeps no order on PostgreSQL: sort what was leased the way it was chosen.
     rows = sorted(_lease(conn, urgent, now, lease_until), key=lambda r: (r.deadline, r.id))
     if len(rows) < limit:
         rest = (
