@@ -20,11 +20,14 @@ def _serve(sock: socket.socket, queue: Any) -> None:
     keys: set[str] = set()
     latencies: list[float] = []
     requests = 0
+    first = last = 0.0  # time.monotonic() of the first and the latest request
 
     async def post(request: web.Request) -> web.Response:
-        nonlocal requests
+        nonlocal requests, first, last
         body = await request.read()
         requests += 1
+        last = time.monotonic()
+        first = first or last
         key = request.headers.get("Idempotency-Key")
         if key:
             keys.add(key)
@@ -36,14 +39,21 @@ def _serve(sock: socket.socket, queue: Any) -> None:
 
     async def stats(_request: web.Request) -> web.Response:
         return web.json_response(
-            {"requests": requests, "unique": len(keys), "latencies": latencies}
+            {
+                "requests": requests,
+                "unique": len(keys),
+                "latencies": latencies,
+                "first": first,
+                "last": last,
+            }
         )
 
     async def reset(_request: web.Request) -> web.Response:
-        nonlocal requests
+        nonlocal requests, first, last
         keys.clear()
         latencies.clear()
         requests = 0
+        first = last = 0.0
         return web.json_response({})
 
     app = web.Application()

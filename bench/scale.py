@@ -5,8 +5,10 @@
 
 For each store and worker count: a fresh store, the documents submitted in batches of 500
 (in-process intake), then N `interlink worker` processes started together; the clock runs from
-their start until the receiver (its own process) has every document. The bare aiohttp ceiling
-against the same receiver is measured in the same run. Prints docs/s and the ratio.
+their start until the receiver (its own process) has every document; also the steady rate,
+from the receiver's first request to its last (without process start and the first claim).
+The bare aiohttp ceiling against the same receiver is measured in the same run. Prints
+docs/s and the ratios.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ def drop_pg(base: str, name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def run_once(store: str, workers: int, docs: int, receiver: str, pg: str) -> float:
+async def run_once(
+    store: str, workers: int, docs: int, receiver: str, pg: str
+) -> tuple[float, float]:
+    """docs/s from the workers' start, and from the first delivery to the last (steady)."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         topology(directory, receiver)
@@ -84,15 +89,16 @@ async def run_once(store: str, workers: int, docs: int, receiver: str, pg: str) 
                     for _ in range(workers)
                 ]
                 try:
-                    while int((await stats(session, receiver))["unique"]) < docs:  # type: ignore[call-overload]
+                    while int((seen := await stats(session, receiver))["unique"]) < docs:  # type: ignore[call-overload]
                         await asyncio.sleep(0.05)
                     elapsed = time.perf_counter() - t0
+                    steady = float(seen["last"]) - float(seen["first"])  # type: ignore[arg-type]
                 finally:
                     for p in procs:
                         p.terminate()
                     for p in procs:
                         p.wait(20)
-            return docs / elapsed
+            return docs / elapsed, docs / steady
         finally:
             os.environ.pop("INTERLINK_DATABASE_URL", None)
             if name:
@@ -116,9 +122,11 @@ async def main() -> None:
         print(f"bare aiohttp ceiling        {ceil:8,.0f} POST/s")
         for store in args.stores.split(","):
             for n in (int(w) for w in args.workers.split(",")):
-                rate = await run_once(store, n, args.docs, receiver.url, args.pg)
-                ratio = rate / ceil
-                print(f"{store:10s} {n} worker(s)     {rate:8,.0f} docs/s   {ratio:5.2f}x ceiling")
+                rate, steady = await run_once(store, n, args.docs, receiver.url, args.pg)
+                print(
+                    f"{store:10s} {n} worker(s)     {rate:8,.0f} docs/s   {rate / ceil:5.2f}x "
+                    f"ceiling   first to last delivery {steady:8,.0f}/s {steady / ceil:5.2f}x"
+                )
 
 
 if __name__ == "__main__":
