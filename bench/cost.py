@@ -54,7 +54,10 @@ PING = "SELECT 1 (pool pre-ping)"
 # First match wins; matched against the start of the statement's text.
 KINDS = [
     ("SAVEPOINT, RELEASE", re.compile(r"SAVEPOINT|RELEASE|ROLLBACK TO")),
-    ("claim UPDATE .. RETURNING", re.compile(r"UPDATE deliveries SET .* RETURNING", re.S)),
+    (
+        "claim UPDATE .. RETURNING",
+        re.compile(r"UPDATE deliveries SET .* RETURNING|WITH chosen AS", re.S),
+    ),
     ("record UPDATE", re.compile(r"UPDATE deliveries AS d|WITH v\(b_id")),
     ("payload SELECT", re.compile(r"SELECT documents\.id, documents\.type, documents\.payload")),
     ("attempts INSERT", re.compile(r"INSERT INTO attempts")),

@@ -3,11 +3,12 @@
     python bench/pg_drivers.py [--docs 50000] [--batch 500] [--rounds 3] [--pg URL]
 
 A fresh database (the project's migrations), N documents, N pending deliveries, taken through
-the engine's cycle a batch at a time: one transaction leases the batch (claim's two statements)
-and reads the payloads; another inserts the attempts and records the outcomes as delivered (one
-statement each, rows as one JSON parameter). Variants, each on one connection, reset between:
-interlink (store.queries itself), sqlalchemy (the same SQL through exec_driver_sql), executemany
-(as sqlalchemy, outcomes as one UPDATE per row: the old way), psycopg (alone), asyncpg (uvloop).
+the engine's cycle a batch at a time: one transaction leases the batch and reads its documents
+(the claim's two statements); another inserts the attempts and records the outcomes as
+delivered (one statement each, rows as one JSON parameter). Variants, each on one connection,
+reset between: interlink (store.queries itself), sqlalchemy (the same SQL through
+exec_driver_sql), executemany (as sqlalchemy, outcomes as one UPDATE per row: the old way),
+psycopg (alone), asyncpg (uvloop).
 Prints the median over the rounds of deliveries/s and µs per delivery of wall time, this
 process's CPU and the server backend's CPU (/proc, local server); then per driver the round trip
 of SELECT 1 and of a SELECT of 500 documents by id = ANY. Not a test: nothing is asserted.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import sys
 import time
@@ -52,15 +54,10 @@ Run = Callable[[Any, str, Any], list[Any]]  # (connection, SQL, parameters) -> r
 Claim = Callable[[Any, datetime, int], list[Any]]  # lease a batch and read its payloads
 Write = Callable[[Any, Rows, Rows], None]  # record outcomes and insert attempts
 
-# The statements the store sends (queries.claim/_lease, payloads, _PG_ATTEMPTS, _PG_RECORD).
-_LEASE = (
-    "UPDATE deliveries SET status = %s, lease_until = %s, updated_at = %s WHERE id IN "
-    "(SELECT id FROM deliveries WHERE status = %s AND flow = %s AND next_at <= %s {where} "
-    "ORDER BY {order}, id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, document_id, flow, "
-    "system, key, revision, attempts, failures, first_failure_at, lease_until, deadline, next_at"
-)
-LEASE_URGENT = _LEASE.format(where="AND deadline IS NOT NULL", order="deadline")
-LEASE_REST = _LEASE.format(where="", order="next_at")
+# The statements the store sends (queries._PG_CLAIM_*, _PG_ATTEMPTS, _PG_RECORD), the claim's
+# named placeholders made positional in order of appearance (see claim_params).
+LEASE_URGENT = re.sub(r"%\(\w+\)s", "%s", q._PG_CLAIM_URGENT)
+LEASE_REST = re.sub(r"%\(\w+\)s", "%s", q._PG_CLAIM_REST)
 PAYLOADS = "SELECT id, type, payload FROM documents WHERE id = ANY(%s::text[])"
 # What record_outcomes ran before the JSON form, through executemany.
 RECORD_ONE = (
@@ -81,7 +78,7 @@ def numbered(sql: str) -> str:
 
 
 def lease_params(now: datetime, limit: int) -> tuple[Any, ...]:
-    return ("in_flight", now + LEASE, now, "pending", FLOW, now, limit)
+    return (FLOW, now, limit, now + LEASE, now)
 
 
 def outcomes(claimed: list[Any], now: datetime) -> tuple[Rows, Rows]:
@@ -119,8 +116,6 @@ def text_steps(run: Run, one_per_row: bool = False) -> tuple[Claim, Write]:
     def claim(conn: Any, now: datetime, limit: int) -> list[Any]:
         rows = run(conn, LEASE_URGENT, lease_params(now, limit))
         rows += run(conn, LEASE_REST, lease_params(now, limit - len(rows)))
-        if rows:
-            run(conn, PAYLOADS, ([r[1] for r in rows],))
         return rows
 
     def write(conn: Any, updates: Rows, attempts: Rows) -> None:
@@ -134,10 +129,7 @@ def text_steps(run: Run, one_per_row: bool = False) -> tuple[Claim, Write]:
 
 
 def store_claim(conn: Connection, now: datetime, limit: int) -> list[Any]:
-    rows = q.claim(conn, FLOW, now, now + LEASE, limit)
-    if rows:
-        q.payloads(conn, [r.document_id for r in rows])
-    return rows
+    return q.claim(conn, FLOW, now, now + LEASE, limit)  # the documents come with the rows
 
 
 def store_write(conn: Connection, updates: Rows, attempts: Rows) -> None:
@@ -178,8 +170,8 @@ def sync_cycle(
 
 async def asyncpg_cycle(url: str, n: int) -> Figures:
     conn = await asyncpg.connect(url)
-    urgent, rest, read, insert, record = map(
-        numbered, (LEASE_URGENT, LEASE_REST, PAYLOADS, q._PG_ATTEMPTS, q._PG_RECORD)
+    urgent, rest, insert, record = map(
+        numbered, (LEASE_URGENT, LEASE_REST, q._PG_ATTEMPTS, q._PG_RECORD)
     )
     try:
         pid = conn.get_server_pid()
@@ -189,8 +181,6 @@ async def asyncpg_cycle(url: str, n: int) -> Figures:
             async with conn.transaction():
                 claimed = await conn.fetch(urgent, *lease_params(now, n))
                 claimed += await conn.fetch(rest, *lease_params(now, n - len(claimed)))
-                if claimed:
-                    await conn.fetch(read, [r[1] for r in claimed])
             if not claimed:
                 return figures(start, pid, done)
             updates, attempts = outcomes(claimed, now)
