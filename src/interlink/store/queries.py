@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -462,21 +462,21 @@ def _sqlite_many(
 ) -> None:
     per_row = "(" + ", ".join("?" * len(keys)) + ")"
     size = max(1, _CHUNK_VARIABLES // len(keys))
-    # A batch's rows share a few times (its "now"): each is formatted once.
+    columns = itemgetter(*keys)  # a row's values in order (keys: two or more)
+    # A batch's rows share a few times (its "now"): each is formatted once. Enum values go
+    # as they are: sqlite3 binds a str subclass as its text.
     times: dict[datetime, str] = {}
 
-    def value(v: Any) -> Any:
-        if isinstance(v, datetime):
-            text = times.get(v)
-            if text is None:
-                # The exact text SQLAlchemy's SQLite DateTime writes, so both compare equal.
-                text = v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-                times[v] = text
-            return text
-        return v.value if isinstance(v, StrEnum) else v
+    def text(at: datetime) -> str:
+        # The exact text SQLAlchemy's SQLite DateTime writes, so both compare equal.
+        found = times[at] = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return found
 
     for chunk in _chunks(rows, size):
-        params = tuple([value(row[k]) for row in chunk for k in keys])
+        values = [v for row in chunk for v in columns(row)]
+        params = tuple(
+            [(times.get(v) or text(v)) if isinstance(v, datetime) else v for v in values]
+        )
         conn.exec_driver_sql(sql.format(values=", ".join([per_row] * len(chunk))), params)
 
 
