@@ -35,6 +35,7 @@ from interlink import runner
 from interlink.clock import SystemClock
 from interlink.config import loads
 from interlink.intake import Item
+from interlink.loopback import LoopbackServer
 from interlink.service import DeliveryFilter, Hub
 from interlink.store.db import open_store
 from interlink.transports.http import HttpTransport
@@ -109,48 +110,33 @@ class Downstream:
         self.unavailable = False  # answer 503 while listening
         self.out_of_order = 0
         self._revisions: dict[str, int] = {}
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self.port = 0
+        self._server: LoopbackServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        assert self._server is not None, "start the downstream first"
+        return self._server.url
 
     async def start(self) -> Downstream:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await self.up()
+        self._server = await LoopbackServer.start(app, shutdown_timeout=1.0)
         return self
 
     async def up(self) -> None:
         self.unavailable = False
-        if self._site is not None or self._runner is None:
-            return
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-        if self.port == 0:
-            server = self._site._server
-            sockets = getattr(server, "sockets", None)
-            assert sockets, "the downstream did not start listening"
-            self.port = sockets[0].getsockname()[1]
+        if self._server is not None:
+            await self._server.listen()
 
     async def down(self) -> None:
         """Stop listening and drop open connections: every request meets a closed port."""
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
-        if self._runner is not None and self._runner.server is not None:
-            for connection in self._runner.server.connections:
-                connection.force_close()
+        if self._server is not None:
+            await self._server.refuse()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            self._site = None
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         await request.read()

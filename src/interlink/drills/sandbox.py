@@ -26,6 +26,7 @@ from aiohttp import web
 
 from interlink.contracts.scenarios import matches
 from interlink.drills.spec import FaultStep
+from interlink.loopback import LoopbackServer
 
 # How often the timeline is looked at for down/up switches.
 TICK = 0.01
@@ -133,19 +134,18 @@ class Sandbox:
         self.now = now
         self.t0: float | None = None
         self.received: list[Received] = []
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._port = 0
+        self._server: LoopbackServer | None = None
         self._stopping = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        assert self._server is not None, "start the sandbox first"
+        return self._server.url
 
     @property
     def listening(self) -> bool:
-        return self._site is not None
+        return self._server is not None and self._server.listening
 
     def elapsed(self) -> float:
         return 0.0 if self.t0 is None else self.now() - self.t0
@@ -156,11 +156,9 @@ class Sandbox:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # handler_cancellation: a client that gives up ends a hanging handler too.
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
+        self._server = await LoopbackServer.start(
+            app, handler_cancellation=True, shutdown_timeout=0.5
         )
-        await self._runner.setup()
-        await self._listen()
         return self
 
     def begin(self, t0: float | None = None) -> None:
@@ -176,10 +174,9 @@ class Sandbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            self._site = None
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     def down(self) -> bool:
         """A ``down`` step is active now."""
@@ -187,34 +184,18 @@ class Sandbox:
 
     async def apply(self) -> None:
         """Listen or not, as the timeline says now."""
-        down = self.down()
-        if down and self._site is not None:
-            await self._refuse()
-        elif not down and self._site is None and self._runner is not None:
-            await self._listen()
+        if self._server is None:
+            return
+        if self.down():
+            if self._server.listening:
+                await self._server.refuse()
+        else:
+            await self._server.listen()
 
     async def _tick(self) -> None:
         while not self._stopping.is_set():
             await self.apply()
             await asyncio.sleep(TICK)
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self._port, reuse_address=True)
-        await self._site.start()
-        if self._port == 0:
-            server = self._site._server
-            sockets = getattr(server, "sockets", None)
-            assert sockets, "the sandbox did not start listening"
-            self._port = sockets[0].getsockname()[1]
-
-    async def _refuse(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
-        if self._runner is not None and self._runner.server is not None:
-            for connection in self._runner.server.connections:
-                connection.force_close()
 
     # -- the ledger -----------------------------------------------------------------------
 

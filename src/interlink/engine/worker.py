@@ -655,7 +655,6 @@ class Engine:
         listener = (
             asyncio.create_task(self._listen(stop)) if self.store.dialect == "postgresql" else None
         )
-        tasks: set[asyncio.Task[None]] = set()
         buffers: dict[str, deque[Job]] = {name: deque() for name in self.flows}
         # The claim runs beside the dispatching, never in its way: while the store leases
         # the next batch, the buffers keep the senders busy (awaited in line, the senders
@@ -696,7 +695,7 @@ class Engine:
                         last_claim = mono
                         claiming = asyncio.create_task(self.claim(want))
                         claiming.add_done_callback(lambda _: self._attention.set())
-                returned = self._dispatch(buffers, self.clock.now(), tasks)
+                returned = self._dispatch(buffers, self.clock.now())
                 if returned:
                     await self._return(returned)
                 if any(buffers.values()):
@@ -716,8 +715,6 @@ class Engine:
             for _ in senders:
                 self._sendq.put_nowait(None)
             await asyncio.gather(*senders, return_exceptions=True)
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
             if leftovers:
                 with contextlib.suppress(InterlinkError):
                     await self._return(leftovers)
@@ -762,15 +759,13 @@ class Engine:
                 log.warning("listening for new work failed, polling meanwhile: %s", exc)
                 await _wait(stop, 1.0)
 
-    def _dispatch(
-        self, buffers: dict[str, deque[Job]], now: datetime, tasks: set[asyncio.Task[None]]
-    ) -> list[Job]:
+    def _dispatch(self, buffers: dict[str, deque[Job]], now: datetime) -> list[Job]:
         """Start what the limits allow; hand back buffered jobs that may not go at all now."""
         returned: list[Job] = []
         for name, buf in buffers.items():
             flow = self.flows[name]
             while buf and buf[0].probe:
-                self._spawn(buf.popleft(), now, tasks)
+                self._spawn(buf.popleft(), now)
             if not buf:
                 continue
             if self._blocked(flow, now):
@@ -778,10 +773,10 @@ class Engine:
                 buf.clear()
                 continue
             for _ in range(min(len(buf), self._capacity(flow, now))):
-                self._spawn(buf.popleft(), now, tasks)
+                self._spawn(buf.popleft(), now)
         return returned
 
-    def _spawn(self, job: Job, now: datetime, tasks: set[asyncio.Task[None]]) -> None:
+    def _spawn(self, job: Job, now: datetime) -> None:
         self._start(job, now)
         self._sendq.put_nowait(job)
 

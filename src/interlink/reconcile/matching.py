@@ -158,17 +158,8 @@ def compare(ours: Ours, theirs: Theirs, rules: Rules) -> list[Item]:
     items: list[Item] = []
 
     def item(category: str, detail: str, **extra: Any) -> Item:
-        return Item(
-            category,
-            ours.key,
-            ours.revision,
-            ours_amount=ours.amount,
-            theirs_amount=theirs.amount,
-            detail=detail,
-            line=theirs.line,
-            delivery_id=ours.delivery_id,
-            delivery_status=ours.delivery_status,
-            **extra,
+        return _about(
+            ours, category, detail, theirs_amount=theirs.amount, line=theirs.line, **extra
         )
 
     if currency_differs:
@@ -199,32 +190,29 @@ def compare(ours: Ours, theirs: Theirs, rules: Rules) -> list[Item]:
     return items
 
 
+def _about(ours: Ours, category: str, detail: str, **extra: Any) -> Item:
+    """An item on one of our deliveries: its key, revision, amount and delivery."""
+    return Item(
+        category,
+        ours.key,
+        ours.revision,
+        ours_amount=ours.amount,
+        detail=detail,
+        delivery_id=ours.delivery_id,
+        delivery_status=ours.delivery_status,
+        **extra,
+    )
+
+
 def _missing(ours: Ours) -> Item:
     if ours.late:
-        return Item(
-            "timing",
-            ours.key,
-            ours.revision,
-            ours_amount=ours.amount,
-            ours_status=ours.status,
-            detail="delivered after the cut-off; expect it in their next period",
-            delivery_id=ours.delivery_id,
-            delivery_status=ours.delivery_status,
-        )
+        detail = "delivered after the cut-off; expect it in their next period"
+        return _about(ours, "timing", detail, ours_status=ours.status)
     if ours.delivery_status == "delivered":
         detail = "delivered, not in their records"
     else:
         detail = f"not in their records; our delivery is {ours.delivery_status}"
-    return Item(
-        "missing",
-        ours.key,
-        ours.revision,
-        ours_amount=ours.amount,
-        ours_status=ours.status,
-        detail=detail,
-        delivery_id=ours.delivery_id,
-        delivery_status=ours.delivery_status,
-    )
+    return _about(ours, "missing", detail, ours_status=ours.status)
 
 
 def _extra(row: Theirs) -> Item:
@@ -265,19 +253,7 @@ def _pair(ours: Ours, rows: Sequence[Theirs], rules: Rules) -> list[Item]:
     elif first.period == BEFORE_PERIOD:
         timing = "in their records dated before the period"
     if timing:
-        items.append(
-            Item(
-                "timing",
-                ours.key,
-                ours.revision,
-                ours_amount=ours.amount,
-                theirs_amount=first.amount,
-                detail=timing,
-                line=first.line,
-                delivery_id=ours.delivery_id,
-                delivery_status=ours.delivery_status,
-            )
-        )
+        items.append(_about(ours, "timing", timing, theirs_amount=first.amount, line=first.line))
     return items
 
 
