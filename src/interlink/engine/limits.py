@@ -47,8 +47,11 @@ def strict_bucket(rate: float) -> TokenBucket:
 
     A plain bucket allows its burst on top of a second's fill; here the burst (a fiftieth of a
     second's worth, enough to keep sends flowing between dispatch rounds) is taken out of the
-    fill rate, so burst + fill never exceeds the limit the downstream declared.
+    fill rate, so burst + fill never exceeds the limit the downstream declared. A hundredth
+    more is kept back: the downstream counts requests when they arrive, and the time from
+    taking a token to arriving varies with the sender's load (measured: 1,505 arrivals in
+    one second against 1,500/s with three busy workers on two cores).
     """
     burst = max(1.0, rate / 50)
-    fill = rate - burst if rate - burst >= rate / 2 else rate / 2
-    return TokenBucket(fill, burst)
+    fill = rate - burst - rate / 100
+    return TokenBucket(fill if fill >= rate / 2 else rate / 2, burst)
