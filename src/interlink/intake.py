@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,15 +30,30 @@ from interlink.config import Flow, System, Topology
 from interlink.contracts.scenarios import Ambiguous, classify, distinguishing
 from interlink.contracts.validation import ContractValidator
 from interlink.engine.holds import merge_system_holds, placement
-from interlink.errors import Conflict, Forbidden, InputError, InterlinkError, Invalid, TooLarge
+from interlink.errors import Conflict, Forbidden, InterlinkError, Invalid, TooLarge
 from interlink.hooks import Hooks
 from interlink.ids import new_id
 from interlink.metrics import DOCUMENTS
 from interlink.model import HoldReason, Status
 from interlink.store import queries as q
 from interlink.store.db import Store
+from interlink.transports.signing import MAX_HEADER_VALUE_BYTES, header_value_problem
 
-MAX_IDEMPOTENCY_KEY = 200
+# An Idempotency-Key is a header: printable ASCII (the IETF draft makes it a Structured Field
+# string), at most the 256 bytes any header-bound value may take.
+MAX_IDEMPOTENCY_KEY = MAX_HEADER_VALUE_BYTES
+_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}")
+# The store's key column (documents.key, deliveries.key) holds 200 characters.
+MAX_KEY_CHARACTERS = 200
+
+
+def key_problem(key: str) -> str | None:
+    """Why a business key cannot be accepted, or None: it goes out as ``Interlink-Key``, so
+    it must be able to travel in a header, and fit the store's column."""
+    problem = header_value_problem(key)
+    if problem is None and len(key) > MAX_KEY_CHARACTERS:
+        problem = f"is {len(key)} characters; a business key may take at most {MAX_KEY_CHARACTERS}"
+    return problem
 
 
 @dataclass(slots=True)
@@ -138,6 +154,12 @@ class Intake:
                     "message": f"business key {doc.key!r} missing or not a string or number",
                 }
             )
+        else:
+            problem = key_problem(str(key))
+            if problem is not None:
+                problems.append(
+                    {"path": f"$.{doc.key}", "message": f"business key {doc.key!r} {problem}"}
+                )
         validator = self.validators.get(item.type)
         if validator is not None:
             problems.extend(validator.problems(payload))
@@ -170,8 +192,17 @@ class Intake:
             raise Invalid(f"{item.type} document violates its contract", unique)
         digest = hashlib.sha256(text).hexdigest()
         if item.idempotency_key is not None:
-            if not item.idempotency_key or len(item.idempotency_key) > MAX_IDEMPOTENCY_KEY:
-                raise InputError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+            if not _IDEMPOTENCY_KEY.fullmatch(item.idempotency_key):
+                raise Invalid(
+                    f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII "
+                    "characters",
+                    [
+                        {
+                            "path": "Idempotency-Key",
+                            "message": "empty, too long, or not printable ASCII",
+                        }
+                    ],
+                )
             identity = "key:" + item.idempotency_key
         else:
             identity = "sha256:" + digest
@@ -314,21 +345,26 @@ class Intake:
         """Store the prepared documents and their deliveries; runs inside the writer."""
         results: list[Any] = list(batch)
         todo = [(i, p) for i, p in enumerate(batch) if isinstance(p, Prepared)]
-        by_type: dict[str, list[Prepared]] = defaultdict(list)
+        # Identity, revisions and idempotency keys belong to the submitting system: every
+        # lookup below is by (type, source), so one source never swallows or revises another's.
+        by_group: dict[tuple[str, str], list[Prepared]] = defaultdict(list)
         for _, p in todo:
-            by_type[p.type].append(p)
-        existing: dict[tuple[str, str], Any] = {}
-        revisions: dict[tuple[str, str], int] = {}
-        for type_, items in by_type.items():
-            found = q.documents_by_identity(conn, type_, [p.identity for p in items])
-            existing.update({(type_, ident): row for ident, row in found.items()})
-            for key, rev in q.max_revisions(conn, type_, [p.key for p in items]).items():
-                revisions[(type_, key)] = rev
-        # Ordering barrier for keys that already have revisions stored.
+            by_group[(p.type, p.source)].append(p)
+        existing: dict[tuple[str, str, str], Any] = {}
+        # (type, source, key) → (revision, id, payload_hash) of its newest revision
+        latest: dict[tuple[str, str, str], tuple[int, str, str]] = {}
+        for (type_, source), items in by_group.items():
+            found = q.documents_by_identity(conn, type_, source, [p.identity for p in items])
+            existing.update({(type_, source, ident): row for ident, row in found.items()})
+            rows = q.latest_revisions(conn, type_, source, [p.key for p in items])
+            for key, row in rows.items():
+                latest[(type_, source, key)] = (row.revision, row.id, row.payload_hash)
+        # Ordering barrier for keys that already have revisions stored. A flow has one source,
+        # so the keys waiting on it are that source's alone.
         waiting: dict[str, set[str]] = defaultdict(set)
         keys_by_flow: dict[str, set[str]] = defaultdict(set)
         for _, p in todo:
-            if (p.type, p.key) in revisions:
+            if (p.type, p.source, p.key) in latest:
                 for flow in p.flows:
                     if flow.ordered:
                         keys_by_flow[flow.name].add(p.key)
@@ -340,9 +376,10 @@ class Intake:
         doc_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         duplicates: dict[int, str] = {}
-        fresh: dict[tuple[str, str], tuple[str, str]] = {}  # identity → (id, hash) in this batch
+        # identity → (id, hash) of the documents this batch adds
+        fresh: dict[tuple[str, str, str], tuple[str, str]] = {}
         for i, p in todo:
-            ident = (p.type, p.identity)
+            ident = (p.type, p.source, p.identity)
             prior = existing.get(ident)
             prior_id, prior_hash = (
                 (prior.id, prior.payload_hash) if prior else fresh.get(ident, (None, None))
@@ -356,9 +393,16 @@ class Intake:
                 else:
                     duplicates[i] = prior_id
                 continue
-            revision = revisions.get((p.type, p.key), 0) + 1
-            revisions[(p.type, p.key)] = revision
+            slot = (p.type, p.source, p.key)
+            last_revision, last_id, last_hash = latest.get(slot, (0, "", ""))
+            if last_hash == p.payload_hash:
+                # The newest revision again, under another Idempotency-Key: the same document
+                # (a payment resent is never paid twice), not a new revision.
+                duplicates[i] = last_id
+                continue
+            revision = last_revision + 1
             doc_id = new_id(now)
+            latest[slot] = (revision, doc_id, p.payload_hash)
             fresh[ident] = (doc_id, p.payload_hash)
             doc_rows.append(
                 {

@@ -32,6 +32,7 @@ class HoldReason(StrEnum):
 class DeadReason(StrEnum):
     REJECTED = "rejected"
     GAVE_UP = "gave_up"
+    LOCAL_ERROR = "local_error"  # the request could not be built or signed on our side
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -140,10 +140,11 @@ async def test_custom_handler(receiver: Receiver, transport: HttpTransport) -> N
     assert (await transport.send(post(receiver.url))).status == 409
 
 
-async def test_invalid_url_is_protocol(transport: HttpTransport) -> None:
+async def test_invalid_url_is_local(transport: HttpTransport) -> None:
+    # A URL that cannot be used is our failure, not the downstream's (issue 11).
     with pytest.raises(TransportError) as caught:
         await transport.send(post("not a url"))
-    assert caught.value.kind == "protocol"
+    assert caught.value.kind == "local"
 
 
 async def test_hang_for_one_request(receiver: Receiver, transport: HttpTransport) -> None:

@@ -6,10 +6,12 @@ from email.utils import format_datetime
 import pytest
 
 from interlink.engine.outcome import (
+    MESSAGE_LIMIT,
     Classified,
     Outcome,
     classify_error,
     classify_response,
+    local_error,
     parse_retry_after,
 )
 from interlink.errors import TransportError
@@ -132,6 +134,16 @@ def test_unknown_transport_error_is_unavailable() -> None:
     classified = classify_error(TransportError("weird", "something odd"))
     assert classified.outcome is Outcome.UNAVAILABLE
     assert classified.detail == "something odd"
+
+
+def test_a_request_not_built_here_is_a_local_error() -> None:
+    classified = classify_error(
+        TransportError("local", "POST http://x/: header Interlink-Key contains\nU+000A")
+    )
+    assert classified.outcome is Outcome.LOCAL_ERROR
+    assert classified.detail == "POST http://x/: header Interlink-Key contains U+000A"
+    assert not classified.delivered
+    assert len(local_error("x" * 1000).detail) == MESSAGE_LIMIT
 
 
 @pytest.mark.parametrize(

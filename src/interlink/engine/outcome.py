@@ -36,6 +36,8 @@ class Outcome(StrEnum):
     THROTTLED = "throttled"
     UNAUTHORIZED = "unauthorized"
     REJECTED = "rejected"
+    LOCAL_ERROR = "local_error"
+    """The request could not be built or signed here: nothing reached the downstream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +88,20 @@ _ERROR_DETAILS = {
 
 
 def classify_error(error: TransportError) -> Classified:
-    """A request without a usable answer: the downstream is, for now, unavailable."""
+    """A request without a usable answer: the downstream is, for now, unavailable; unless
+    the request never left (kind ``local``), which says nothing about the downstream."""
+    if error.kind == "local":
+        return local_error(error.message)
     # Unknown kinds too: not having an answer is never proof the document was refused.
     detail = _ERROR_DETAILS.get(error.kind) or error.message or error.kind
     return Classified(Outcome.UNAVAILABLE, detail=detail[:MESSAGE_LIMIT])
+
+
+def local_error(message: str) -> Classified:
+    """A request we could not build or sign: the delivery goes dead (``local_error``) and the
+    downstream's circuit never hears of it. The message says what to fix."""
+    text = _WHITESPACE.sub(" ", message).strip() or "the request could not be built"
+    return Classified(Outcome.LOCAL_ERROR, detail=text[:MESSAGE_LIMIT])
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

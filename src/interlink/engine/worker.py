@@ -30,16 +30,28 @@ from interlink.config import Flow, Topology
 from interlink.engine import circuit as breaker
 from interlink.engine.circuit import Circuit, CircuitPolicy, CircuitState, Transition
 from interlink.engine.holds import placement
-from interlink.engine.limits import TokenBucket, strict_bucket
+from interlink.engine.limits import (
+    FENCE,
+    HEARTBEAT,
+    LIVE,
+    SETTLE,
+    Limit,
+    TokenBucket,
+    grants,
+    retune,
+    settled_at,
+    targets,
+)
 from interlink.engine.outcome import (
     Classified,
     Outcome,
     answer_text,
     classify_error,
     classify_response,
+    local_error,
 )
 from interlink.engine.retry import RetryPolicy
-from interlink.errors import InterlinkError, TransportError
+from interlink.errors import ConfigError, InterlinkError, TransportError
 from interlink.hooks import Hooks
 from interlink.metrics import CIRCUIT, LATENCY, OUTCOMES
 from interlink.model import DeadReason, HoldReason, Status
@@ -51,8 +63,6 @@ from interlink.transports.signing import delivery_headers
 log = logging.getLogger("interlink.engine")
 
 RESPONSE_KEEP = 4096
-# Seconds between a worker's heartbeats; three missed and the others take over its share.
-HEARTBEAT = 2.0
 
 
 @dataclass(slots=True)
@@ -129,14 +139,29 @@ class Engine:
             for name, flow in self.flows.items()
         }
         self.secrets = {name: system.secret() for name, system in topology.systems.items()}
-        # Limits are the topology's divided by the number of live workers (see _share).
-        self.share = 0
+        # Each worker sends within its share of every declared limit, granted through the
+        # store's worker registry so that all of them together keep to the topology (see
+        # engine.limits). A new worker holds nothing until the registry has granted it.
+        self.declared = self._declared()
+        self.shares: dict[str, float] = {}  # what this worker sends within now
+        self.published: dict[str, float] = {}  # what the registry says it holds (>= shares)
+        self._pending: tuple[datetime, dict[str, float]] | None = None  # granted, usable at
+        # Below its fair part: look at the registry more often, as the others shrink.
+        self._settling = True
+        # Slots still published for requests in flight that another worker waits for: give
+        # them back as soon as those requests are over.
+        self._owing = False
+        self._registry_news = False  # another worker asked everyone to look at the registry
         self.flow_limit: dict[str, int] = {}
         self.system_limit: dict[str, int] = {}
-        self.flow_buckets: dict[str, TokenBucket] = {}
-        self.system_buckets: dict[str, TokenBucket] = {}
-        self._set_share(1)
-        self._heartbeat_at: datetime | None = None
+        self.buckets: dict[str, TokenBucket] = {}
+        keys = {limit.key for limit in self.declared}
+        self._rate_keys = {
+            name: [k for k in (f"rate:flow:{name}", f"rate:system:{f.target}") if k in keys]
+            for name, f in self.flows.items()
+        }
+        self._confirmed_at: datetime | None = None  # the last heartbeat the store has
+        self._swept_at: datetime | None = None
         self.inflight: dict[str, int] = defaultdict(int)
         self.system_inflight: dict[str, int] = defaultdict(int)
         self.throttled_until: dict[str, datetime] = {}
@@ -157,35 +182,148 @@ class Engine:
 
     # -- state shared with the store -------------------------------------------------------
 
-    def _set_share(self, workers: int) -> None:
-        """Each of ``workers`` live workers takes an equal part of every concurrency and rate
-        limit, so that all of them together keep to what the topology declares."""
-        if workers == self.share:
-            return
-        self.share = workers
+    def _declared(self) -> list[Limit]:
+        """Every limit the workers share: each flow's concurrency (the topology's default
+        when none is declared), and the declared system concurrencies and rates."""
         topology = self.topology
-        self.flow_limit = {
-            name: max(1, -(-topology.flow_concurrency(f) // workers))
-            for name, f in self.flows.items()
-        }
+        systems = topology.systems
+        return [
+            *(
+                Limit(f"slots:flow:{name}", topology.flow_concurrency(f), slots=True)
+                for name, f in self.flows.items()
+            ),
+            *(
+                Limit(f"slots:system:{name}", s.concurrency, slots=True)
+                for name, s in systems.items()
+                if s.concurrency
+            ),
+            *(Limit(f"rate:flow:{name}", f.rate) for name, f in self.flows.items() if f.rate),
+            *(Limit(f"rate:system:{name}", s.rate) for name, s in systems.items() if s.rate),
+        ]
+
+    def _use_shares(self, shares: dict[str, float], now: datetime) -> None:
+        """Send within ``shares`` from now on."""
+        self.shares = shares
+        self.flow_limit = {name: int(shares.get(f"slots:flow:{name}", 0)) for name in self.flows}
         self.system_limit = {
-            name: max(1, -(-s.concurrency // workers))
-            for name, s in topology.systems.items()
+            name: int(shares.get(f"slots:system:{name}", 0))
+            for name, s in self.topology.systems.items()
             if s.concurrency
         }
-        self.flow_buckets = {
-            name: strict_bucket(f.rate / workers) for name, f in self.flows.items() if f.rate
-        }
-        self.system_buckets = {
-            name: strict_bucket(s.rate / workers) for name, s in topology.systems.items() if s.rate
+        for limit in self.declared:
+            if not limit.slots:
+                bucket = retune(self.buckets.get(limit.key), shares.get(limit.key, 0.0), now)
+                if bucket is None:
+                    self.buckets.pop(limit.key, None)
+                else:
+                    self.buckets[limit.key] = bucket
+
+    def _fenced(self, now: datetime) -> bool:
+        """No heartbeat for FENCE seconds: the others may soon take this worker's shares."""
+        confirmed = self._confirmed_at
+        return confirmed is None or (now - confirmed).total_seconds() > FENCE
+
+    def _registry_due(self, now: datetime) -> bool:
+        if self._confirmed_at is None or self._registry_news:
+            return True
+        elapsed = (now - self._confirmed_at).total_seconds()
+        if self._owing:
+            return elapsed >= HEARTBEAT / 20
+        return elapsed >= (HEARTBEAT / 4 if self._settling else HEARTBEAT)
+
+    async def _register(self, now: datetime) -> None:
+        """Renew the heartbeat and settle this worker's shares with the registry: lower
+        them here first, publish after; take more only by publishing it (engine.limits)."""
+        self._registry_news = False
+        reset = self._fenced(now)
+        if reset:
+            # New, or its heartbeat lapsed and the others may have taken what it held.
+            self._pending = None
+            self._use_shares({}, now)
+        rows = await self.store.write(lambda conn: self._heartbeat(conn, now, reset))
+        self._confirmed_at = now
+        if reset:
+            self.published = {}
+        want = targets(self.declared, self.worker_id, {r.id: r.shares for r in rows if r.live})
+        self._pending = None
+        self._use_shares(
+            {key: min(part, self.shares.get(key, 0.0)) for key, part in want.items()},
+            self.clock.now(),
+        )
+        granted, published, releases = await self.store.write(
+            lambda conn: self._publish(conn, want)
+        )
+        if published != self.published:
+            log.info("shares of the declared limits now %s", published)
+        self.published = published
+        self._settling = any(granted[key] < part for key, part in want.items())
+        self._owing = any(published[key] > granted[key] for key in granted)
+        now = self.clock.now()
+        usable = settled_at(now, releases)
+        # More of a rate waits until what others gave back has settled (engine.limits); a
+        # slot is free the moment the registry shows it, as a request in flight keeps its own.
+        rates = {limit.key for limit in self.declared if not limit.slots}
+        self._use_shares(
+            {
+                key: min(part, self.shares.get(key, 0.0)) if key in rates and usable > now else part
+                for key, part in granted.items()
+            },
+            now,
+        )
+        if usable > now and any(granted[k] > self.shares.get(k, 0.0) for k in rates):
+            self._settling = True
+            self._pending = (usable, granted)
+
+    def _heartbeat(self, conn: Connection, now: datetime, reset: bool) -> list[q.Registered]:
+        q.heartbeat(conn, self.worker_id, now, LIVE, reset)
+        if reset:
+            q.notify_registry(conn)  # the others shrink to make room now, not at their next
+        return q.registry(conn, now, LIVE, SETTLE)
+
+    def _publish(
+        self, conn: Connection, want: dict[str, float]
+    ) -> tuple[dict[str, float], dict[str, float], list[datetime | None]]:
+        """Under the registry's lock: take what the others leave of ``want``; publish it."""
+        now = self.clock.now()
+        rows = q.registry(conn, now, LIVE, SETTLE)
+        granted = grants(
+            self.declared, want, self.worker_id, {r.id: r.shares for r in rows if r.live}
+        )
+        # A slot taken by a request still in flight stays published until it is over.
+        published = dict(granted)
+        for key, busy in self._in_use().items():
+            published[key] = max(published.get(key, 0.0), float(busy))
+        shrank = any(published.get(key, 0.0) < held for key, held in self.published.items())
+        # Only a rate given back needs to settle before another worker takes it (a slot is
+        # given back only once its request is over).
+        released = any(
+            published.get(limit.key, 0.0) < self.published.get(limit.key, 0.0)
+            for limit in self.declared
+            if not limit.slots
+        )
+        q.publish_shares(conn, self.worker_id, published, now if released else None)
+        if shrank:
+            q.notify_registry(conn)  # room made: a worker waiting for it takes it now
+        return granted, published, [r.released_at for r in rows if r.id != self.worker_id]
+
+    def _in_use(self) -> dict[str, int]:
+        """Slots taken now. Read from the store's thread: ``get``, never the defaultdicts'
+        inserting lookup."""
+        return {
+            **{f"slots:flow:{name}": self.inflight.get(name, 0) for name in self.flows},
+            **{
+                f"slots:system:{name}": self.system_inflight.get(name, 0)
+                for name in self.system_limit
+            },
         }
 
-    def _heartbeat(self, conn: Connection, now: datetime) -> bool:
-        if self._heartbeat_at is None or (now - self._heartbeat_at).total_seconds() >= HEARTBEAT:
-            self._heartbeat_at = now
-            self._set_share(q.heartbeat(conn, self.worker_id, now, live_within=3 * HEARTBEAT))
-            return True
-        return False
+    def _settle(self, now: datetime) -> None:
+        """Shares granted earlier become usable once what others released has settled."""
+        if self._pending is not None and now >= self._pending[0]:
+            granted = self._pending[1]
+            self._pending = None
+            self._use_shares(granted, now)
+            self._wake.set()  # the run loop: claim for the new share
 
     def _sweep(self, conn: Connection, now: datetime) -> None:
         """Release holds whose reason is gone (see queries.stale_holds)."""
@@ -252,33 +390,49 @@ class Engine:
 
     def _capacity(self, flow: Flow, now: datetime) -> int:
         """How many sends ``flow`` may start now: concurrency and rate, flow and system."""
-        if self._blocked(flow, now):
+        if self._blocked(flow, now) or self._fenced(now):
             return 0
-        free = self.flow_limit[flow.name] - self.inflight[flow.name]
+        free = self.flow_limit.get(flow.name, 0) - self.inflight[flow.name]
         system_cap = self.system_limit.get(flow.target)
         if system_cap is not None:
             free = min(free, system_cap - self.system_inflight[flow.target])
-        for bucket in self._buckets(flow):
+        buckets = self._buckets(flow)
+        if buckets is None:
+            return 0
+        for bucket in buckets:
             free = min(free, bucket.available(now))
         return max(0, min(free, self.batch))
 
-    def _buckets(self, flow: Flow) -> list[TokenBucket]:
-        found = (self.flow_buckets.get(flow.name), self.system_buckets.get(flow.target))
-        return [b for b in found if b is not None]
+    def _buckets(self, flow: Flow) -> list[TokenBucket] | None:
+        """The flow's and its system's rate buckets; None while a declared rate has no
+        share in this worker."""
+        found = []
+        for key in self._rate_keys[flow.name]:
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                return None
+            found.append(bucket)
+        return found
 
     def _prefetch(self, flow: Flow, buffered: int, now: datetime) -> int:
         """How many more to claim ahead for ``flow``: about a second's worth, up to a batch."""
-        if self._blocked(flow, now):
+        if self._blocked(flow, now) or self._fenced(now):
+            return 0
+        buckets = self._buckets(flow)
+        if buckets is None or self.flow_limit.get(flow.name, 0) <= 0:
+            return 0  # nothing this worker may send: leave it to the others
+        if self.system_limit.get(flow.target, 1) <= 0:
             return 0
         cap = self.batch
-        for bucket in self._buckets(flow):
+        for bucket in buckets:
             cap = min(cap, max(1, int(bucket.rate)))
         if buffered > cap // 2:
             return 0
         return cap - buffered
 
-    def _claim_job(self, conn: Connection, now: datetime, want: dict[str, int] | None) -> list[Job]:
-        sweep = self._heartbeat(conn, now)
+    def _claim_job(
+        self, conn: Connection, now: datetime, want: dict[str, int] | None, sweep: bool
+    ) -> list[Job]:
         q.recover_expired_leases(conn, now)
         self._load(conn)
         for housekeeper in self.hooks.housekeepers:
@@ -342,7 +496,13 @@ class Engine:
         """Lease due deliveries. Without ``want``, as many as may be sent right now, counted
         as started; with it, that many per flow to buffer (the pipelined loop)."""
         now = self.clock.now()
-        jobs = await self.store.write(lambda conn: self._claim_job(conn, now, want))
+        self._settle(now)
+        if self._registry_due(now):
+            await self._register(now)
+        sweep = self._swept_at is None or (now - self._swept_at).total_seconds() >= HEARTBEAT
+        if sweep:
+            self._swept_at = now
+        jobs = await self.store.write(lambda conn: self._claim_job(conn, now, want, sweep))
         if want is None:
             for job in jobs:
                 self._start(job, now)
@@ -352,47 +512,38 @@ class Engine:
         self.inflight[job.flow.name] += 1
         self.system_inflight[job.flow.target] += 1
         if not job.probe:
-            for bucket in self._buckets(job.flow):
+            for bucket in self._buckets(job.flow) or ():
                 bucket.take(now, 1)
 
     # -- send -----------------------------------------------------------------------------
 
     async def send(self, job: Job) -> Sent:
         flow = job.flow
-        system = self.topology.systems[flow.target]
         started_at = self.clock.now()
-        headers = delivery_headers(
-            document_id=job.document_id,
-            document_type=job.type,
-            key=job.key,
-            revision=job.revision,
-            timestamp=int(started_at.timestamp()),
-            body=job.body,
-            secret=self.secrets.get(flow.target),
-        )
-        request = Request(
-            url=self.topology.downstream_url(flow),
-            body=job.body,
-            headers=headers,
-            timeout=system.timeout.total_seconds(),
-        )
         t0 = time.perf_counter()
         status_code: int | None = None
         response_text: str | None = None
         try:
-            response = await self.transport.send(request)
-        except TransportError as exc:
-            classified = classify_error(exc)
-            response_text = exc.message[:RESPONSE_KEEP]
-        except Exception as exc:  # a transport bug must not lose the delivery
-            log.exception("transport failed unexpectedly")
-            classified = classify_error(TransportError("protocol", str(exc)))
+            request = self._request(job, started_at)
+        except (ValueError, TypeError, UnicodeError, ConfigError) as exc:
+            # Ours to fix (a key that cannot be a header, a secret that cannot sign), not the
+            # downstream's: the delivery goes dead and the circuit never hears of it (plan).
+            classified = local_error(f"request not built: {exc}")
         else:
-            status_code = response.status
-            classified = classify_response(
-                response.status, response.headers, response.body, self.clock.now()
-            )
-            response_text = answer_text(response.body[:RESPONSE_KEEP])
+            try:
+                response = await self.transport.send(request)
+            except TransportError as exc:
+                classified = classify_error(exc)
+                response_text = exc.message[:RESPONSE_KEEP]
+            except Exception as exc:  # a transport bug must not lose the delivery
+                log.exception("transport failed unexpectedly")
+                classified = classify_error(TransportError("protocol", str(exc)))
+            else:
+                status_code = response.status
+                classified = classify_response(
+                    response.status, response.headers, response.body, self.clock.now()
+                )
+                response_text = answer_text(response.body[:RESPONSE_KEEP])
         elapsed = time.perf_counter() - t0
         # The request is over: its slot is free now, not once the outcome is recorded.
         self.inflight[flow.name] -= 1
@@ -406,6 +557,25 @@ class Engine:
         counter.inc()
         return Sent(job, started_at, elapsed * 1000, classified, status_code, response_text)
 
+    def _request(self, job: Job, started_at: datetime) -> Request:
+        """The request for ``job``; ValueError (and kin) when it cannot be built or signed,
+        ConfigError when its system has no URL."""
+        flow = job.flow
+        return Request(
+            url=self.topology.downstream_url(flow),
+            body=job.body,
+            headers=delivery_headers(
+                document_id=job.document_id,
+                document_type=job.type,
+                key=job.key,
+                revision=job.revision,
+                timestamp=int(started_at.timestamp()),
+                body=job.body,
+                secret=self.secrets.get(flow.target),
+            ),
+            timeout=self.topology.systems[flow.target].timeout.total_seconds(),
+        )
+
     # -- record ---------------------------------------------------------------------------
 
     def plan(self, sent: list[Sent], now: datetime) -> Plan:
@@ -415,7 +585,15 @@ class Engine:
             job, c = s.job, s.classified
             flow = job.flow
             circ = self.circuit(flow.target)
-            transition = breaker.record(circ, self.policy, c.outcome, now, probe=job.probe)
+            if c.outcome == Outcome.LOCAL_ERROR:
+                # Nothing reached the downstream, so its circuit learns nothing: no failure
+                # counted, no success either. A probe that could not be built frees the
+                # probe slot at once, so the next held delivery probes in its place.
+                transition = Transition.NONE
+                if job.probe:
+                    circ.probing = False
+            else:
+                transition = breaker.record(circ, self.policy, c.outcome, now, probe=job.probe)
             if transition != Transition.NONE:
                 plan.circuits[flow.target] = circ
                 (plan.opened if transition == Transition.OPENED else plan.closed).append(
@@ -467,6 +645,18 @@ class Engine:
                 plan.events.append(
                     (
                         "delivery_rejected",
+                        {"delivery": job.id, "detail": c.detail},
+                        flow.target,
+                        flow.name,
+                    )
+                )
+            elif outcome == Outcome.LOCAL_ERROR:
+                update.update(
+                    status=Status.DEAD, reason=DeadReason.LOCAL_ERROR, last_error=c.detail
+                )
+                plan.events.append(
+                    (
+                        "delivery_local_error",
                         {"delivery": job.id, "detail": c.detail},
                         flow.target,
                         flow.name,
@@ -650,7 +840,8 @@ class Engine:
         stopping = asyncio.create_task(stop.wait())
         stopping.add_done_callback(lambda _: self._attention.set())
         # A fixed pool of senders fed by a queue: cheaper than a task per delivery.
-        pool = min(1024, sum(self.flow_limit.values()) or 1)
+        # Sized for the most this worker may ever be granted: all of every flow's concurrency.
+        pool = min(1024, sum(self.topology.flow_concurrency(f) for f in self.flows.values()) or 1)
         senders = [asyncio.create_task(self._sender()) for _ in range(pool)]
         listener = (
             asyncio.create_task(self._listen(stop)) if self.store.dialect == "postgresql" else None
@@ -727,7 +918,9 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
             with contextlib.suppress(InterlinkError):
-                await self.store.write(lambda conn: q.retire_worker(conn, self.worker_id))
+                await self.store.write(
+                    lambda conn: q.retire_worker(conn, self.worker_id, self.clock.now())
+                )
 
     async def _nap(self, timeout: float) -> None:
         """Until something needs the loop's attention, or ``timeout`` seconds."""
@@ -753,7 +946,9 @@ class Engine:
                 ) as conn:
                     await conn.execute(f"LISTEN {q.WORK_CHANNEL}")
                     while not stop.is_set():
-                        async for _ in conn.notifies(timeout=1.0):
+                        async for note in conn.notifies(timeout=1.0):
+                            if note.payload == q.REGISTRY_NEWS:
+                                self._registry_news = True
                             self._news()
             except (psycopg.Error, OSError) as exc:
                 log.warning("listening for new work failed, polling meanwhile: %s", exc)
@@ -761,6 +956,7 @@ class Engine:
 
     def _dispatch(self, buffers: dict[str, deque[Job]], now: datetime) -> list[Job]:
         """Start what the limits allow; hand back buffered jobs that may not go at all now."""
+        self._settle(now)
         returned: list[Job] = []
         for name, buf in buffers.items():
             flow = self.flows[name]

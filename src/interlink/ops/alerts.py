@@ -89,6 +89,13 @@ RULES: dict[str, Rule] = {
         "delivery gave up", "ends", ("dev", "ops"), incident=True, severity="high",
         category="gave_up", action="interlink repush --flow {flow} --reason gave_up --dry-run",
     ),
+    # A request we could not build or sign (a key that cannot be a header, a secret that
+    # cannot sign): the upstream's data or the downstream's secret, so both ends' dev and ops.
+    "delivery_local_error": Rule(
+        "delivery could not be built", "ends", ("dev", "ops"), incident=True, severity="high",
+        category="local_error",
+        action="interlink deliveries --flow {flow} --status dead --reason local_error",
+    ),
     **{
         kind: Rule(title, "neighbours", ALL_ROLES, fold=False, severity="low",
                    category="maintenance")

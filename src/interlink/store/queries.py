@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -35,11 +36,13 @@ from interlink.store.schema import (
 _PG_IDENTITIES = (
     "SELECT k.identity, d.id, d.payload_hash FROM unnest(%s::text[]) AS k(identity) "
     "CROSS JOIN LATERAL (SELECT id, payload_hash FROM documents "
-    "WHERE type = %s AND identity = k.identity LIMIT 1) AS d"
+    "WHERE type = %s AND source = %s AND identity = k.identity LIMIT 1) AS d"
 )
-_PG_REVISIONS = (
-    "SELECT k.key, (SELECT max(revision) FROM documents WHERE type = %s AND key = k.key) "
-    "FROM unnest(%s::text[]) AS k(key)"
+# The newest revision's row, read backwards along uq_documents_revision (type, source, key, rev).
+_PG_LATEST = (
+    "SELECT k.key, d.revision, d.id, d.payload_hash FROM unnest(%s::text[]) AS k(key) "
+    "CROSS JOIN LATERAL (SELECT revision, id, payload_hash FROM documents "
+    "WHERE type = %s AND source = %s AND key = k.key ORDER BY revision DESC LIMIT 1) AS d"
 )
 _PG_UNDELIVERED_KEYS = (
     "SELECT k.key FROM unnest(%s::text[]) AS k(key) WHERE (SELECT true FROM deliveries "
@@ -56,17 +59,20 @@ _PG_NEXT_BLOCKED = (
 
 
 def documents_by_identity(
-    conn: Connection, type_: str, identities: Sequence[str]
+    conn: Connection, type_: str, source: str, identities: Sequence[str]
 ) -> dict[str, Any]:
-    """identity → (id, payload_hash) for the identities already stored."""
+    """identity → (id, payload_hash) for the identities ``source`` already stored: identities
+    belong to the submitting system, so another's never makes this one a duplicate."""
     found: dict[str, Any] = {}
     if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(_PG_IDENTITIES, (list(identities), type_))
+        rows = conn.exec_driver_sql(_PG_IDENTITIES, (list(identities), type_, source))
         return {row.identity: row for row in rows}
     for chunk in _chunks(identities, 500):
         rows = conn.execute(
             select(documents.c.identity, documents.c.id, documents.c.payload_hash).where(
-                documents.c.type == type_, _member(conn, documents.c.identity, chunk)
+                documents.c.type == type_,
+                documents.c.source == source,
+                _member(conn, documents.c.identity, chunk),
             )
         )
         for row in rows:
@@ -74,18 +80,36 @@ def documents_by_identity(
     return found
 
 
-def max_revisions(conn: Connection, type_: str, keys: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+def latest_revisions(
+    conn: Connection, type_: str, source: str, keys: Sequence[str]
+) -> dict[str, Any]:
+    """key → (revision, id, payload_hash) of the newest revision ``source`` stored of it.
+
+    Revisions are numbered per source: another system's document with the same key is not
+    an earlier revision of this one.
+    """
+    found: dict[str, Any] = {}
+    unique = list(dict.fromkeys(keys))
     if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(_PG_REVISIONS, (type_, list(dict.fromkeys(keys))))
-        return {row[0]: row[1] for row in rows if row[1] is not None}
-    for chunk in _chunks(keys, 500):
+        rows = conn.exec_driver_sql(_PG_LATEST, (unique, type_, source))
+        return {row.key: row for row in rows}
+    for chunk in _chunks(unique, 500):
+        # SQLite takes the bare columns (id, payload_hash) from the row where max() is found.
         rows = conn.execute(
-            select(documents.c.key, func.max(documents.c.revision))
-            .where(documents.c.type == type_, _member(conn, documents.c.key, chunk))
+            select(
+                documents.c.key,
+                func.max(documents.c.revision).label("revision"),
+                documents.c.id,
+                documents.c.payload_hash,
+            )
+            .where(
+                documents.c.type == type_,
+                documents.c.source == source,
+                _member(conn, documents.c.key, chunk),
+            )
             .group_by(documents.c.key)
         )
-        found.update({row[0]: row[1] for row in rows})
+        found.update({row.key: row for row in rows})
     return found
 
 
@@ -129,13 +153,14 @@ def _insert_rows(
 ) -> None:
     if not rows:
         return
+    # S608: table and column names come from the callers' literals, values are bound.
     names = ", ".join(name for name, _ in columns)
     if conn.dialect.name == "postgresql":
         record = ", ".join(f"{name} {kind}" for name, kind in columns)
-        sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM json_to_recordset(%s::json) "
+        sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM json_to_recordset(%s::json) "  # noqa: S608
         _pg_json_rows(conn, sql + f"AS v({record})", rows)
     else:
-        sql = f"INSERT INTO {table} ({names}) VALUES {{values}}"
+        sql = f"INSERT INTO {table} ({names}) VALUES {{values}}"  # noqa: S608
         _sqlite_many(conn, sql, [name for name, _ in columns], rows)
 
 
@@ -149,13 +174,31 @@ def get_document(conn: Connection, document_id: str) -> Document | None:
 
 
 def find_documents(
-    conn: Connection, key: str, type_: str | None = None, limit: int = 100
+    conn: Connection,
+    key: str,
+    type_: str | None = None,
+    limit: int = 100,
+    source: str | None = None,
 ) -> list[Document]:
     query = select(documents).where(documents.c.key == key)
     if type_:
         query = query.where(documents.c.type == type_)
-    query = query.order_by(documents.c.type, documents.c.revision).limit(limit)
+    if source is not None:
+        query = query.where(documents.c.source == source)
+    # Each source's revisions together: two systems may send the same key (identity by source).
+    query = query.order_by(documents.c.type, documents.c.source, documents.c.revision).limit(limit)
     return [_document(row) for row in conn.execute(query)]
+
+
+def sources_of(conn: Connection, document_ids: Iterable[str]) -> dict[str, str]:
+    """id → the system that submitted it."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(dict.fromkeys(document_ids)), 500):
+        rows = conn.execute(
+            select(documents.c.id, documents.c.source).where(_member(conn, documents.c.id, chunk))
+        )
+        found.update({row.id: row.source for row in rows})
+    return found
 
 
 def payloads(conn: Connection, document_ids: Iterable[str]) -> dict[str, Any]:
@@ -196,7 +239,11 @@ def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def keys_with_undelivered(conn: Connection, flow: str, keys: Sequence[str]) -> set[str]:
-    """Keys on ``flow`` that have a revision not yet delivered (ordering barrier)."""
+    """Keys on ``flow`` that have a revision not yet delivered (ordering barrier).
+
+    A flow has one source, so its keys are that source's alone: another system's revisions
+    of the same key never block it.
+    """
     if conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(_PG_UNDELIVERED_KEYS, (list(keys), flow))
         return {row[0] for row in rows}
@@ -869,23 +916,89 @@ def delivery_rows(conn: Connection, conditions: list[Any]) -> list[Any]:
 # -- workers and wake-ups ---------------------------------------------------------------------
 
 
-def heartbeat(conn: Connection, worker_id: str, now: datetime, live_within: float) -> int:
-    """Record that ``worker_id`` is alive; return how many workers are (itself included)."""
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """A worker in the registry: its published shares (None: it publishes none), when it
+    last gave part of them back, and whether it counts as live."""
+
+    id: str
+    shares: dict[str, float] | None
+    released_at: datetime | None
+    live: bool
+
+
+# Serialises the workers' share changes on PostgreSQL (SQLite's writer lock already does).
+_SHARES_LOCK = 7134824
+
+
+def heartbeat(
+    conn: Connection, worker_id: str, now: datetime, live_within: float, reset: bool
+) -> None:
+    """Record that ``worker_id`` is alive; ``reset``: it holds no shares (a new worker, or
+    one whose heartbeat lapsed and whose shares the others may have taken)."""
+    values: dict[str, Any] = {"heartbeat_at": now, "retired_at": None}
+    if reset:
+        values["shares"] = "{}"
     updated = conn.execute(
-        update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now)
+        update(workers).where(workers.c.id == worker_id).values(**values)
     ).rowcount
     if not updated:
-        conn.execute(insert(workers).values(id=worker_id, started_at=now, heartbeat_at=now))
+        row = {**values, "id": worker_id, "started_at": now, "shares": "{}"}
+        conn.execute(insert(workers).values(row))
     cutoff = now - timedelta(seconds=live_within)
     conn.execute(delete(workers).where(workers.c.heartbeat_at < cutoff - timedelta(hours=1)))
-    live = conn.execute(
-        select(func.count()).select_from(workers).where(workers.c.heartbeat_at >= cutoff)
-    ).scalar()
-    return max(1, int(live or 1))
 
 
-def retire_worker(conn: Connection, worker_id: str) -> None:
-    conn.execute(delete(workers).where(workers.c.id == worker_id))
+def registry(
+    conn: Connection, now: datetime, live_within: float, settle: float
+) -> list[Registered]:
+    """The live workers, and those that gave shares back within ``settle`` seconds. On
+    PostgreSQL, first takes the lock that serialises share changes until the commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_SHARES_LOCK)))
+    cutoff = now - timedelta(seconds=live_within)
+    live = (workers.c.heartbeat_at >= cutoff) & workers.c.retired_at.is_(None)
+    rows = conn.execute(
+        select(workers.c.id, workers.c.shares, workers.c.released_at, live.label("live")).where(
+            or_(live, workers.c.released_at >= now - timedelta(seconds=settle))
+        )
+    )
+    return [
+        Registered(
+            id=row.id,
+            shares=None if row.shares is None else dict(json.loads(row.shares)),
+            released_at=row.released_at,
+            live=bool(row.live),
+        )
+        for row in rows
+    ]
+
+
+def publish_shares(
+    conn: Connection, worker_id: str, shares: Mapping[str, float], released_at: datetime | None
+) -> None:
+    """Publish ``worker_id``'s shares; ``released_at`` when some of them shrank."""
+    values: dict[str, Any] = {"shares": json.dumps(dict(shares), sort_keys=True)}
+    if released_at is not None:
+        values["released_at"] = released_at
+    conn.execute(update(workers).where(workers.c.id == worker_id).values(**values))
+
+
+def notify_registry(conn: Connection) -> None:
+    """Ask the other workers to look at the registry now (a worker joined, or wants more of
+    its fair part): sent at commit, on the channel they listen to for work."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_notify(WORK_CHANNEL, REGISTRY_NEWS)))
+
+
+def retire_worker(conn: Connection, worker_id: str, now: datetime) -> None:
+    """A worker stopped cleanly: it holds nothing now, and counts no more among the live.
+    The row stays a while, so that the others take its shares only once they settled."""
+    conn.execute(
+        update(workers)
+        .where(workers.c.id == worker_id)
+        .values(shares="{}", released_at=now, retired_at=now)
+    )
 
 
 def probing_systems(conn: Connection) -> set[str]:
@@ -899,6 +1012,7 @@ def probing_systems(conn: Connection) -> set[str]:
 
 
 WORK_CHANNEL = "interlink_work"
+REGISTRY_NEWS = "registry"  # the payload of a notification about the worker registry
 
 
 def notify_work(conn: Connection) -> None:

@@ -74,8 +74,10 @@ documents = Table(
     Column("deadline", UTCDateTime),
     Column("amount", String(60)),
     Column("received_at", UTCDateTime, nullable=False),
-    UniqueConstraint("type", "identity", name="uq_documents_identity"),
-    UniqueConstraint("type", "key", "revision", name="uq_documents_revision"),
+    # Identity, revisions and idempotency keys belong to the submitting system (migration
+    # 0007): one source can never make another's document a duplicate or a revision.
+    UniqueConstraint("type", "source", "identity", name="uq_documents_identity"),
+    UniqueConstraint("type", "source", "key", "revision", name="uq_documents_revision"),
 )
 
 deliveries = Table(
@@ -175,4 +177,39 @@ workers = Table(
     Column("id", String(120), primary_key=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+    # The worker's shares of the declared limits, as JSON {limit key: amount}; NULL for a
+    # worker that publishes none (an older version). See engine.limits.
+    Column("shares", Text),
+    Column("released_at", UTCDateTime),  # when it last gave part of a share back
+    Column("retired_at", UTCDateTime),  # stopped cleanly: holds nothing, counts no more
+)
+
+# -- the console's sign-in state (kept in the store so that every API process agrees) ---------
+
+# One row per console session. ``id`` is the SHA-256 of the random id the signed cookie
+# carries, so a copy of this table signs nobody in; ``password`` is a keyed fingerprint of the
+# user's password when the session began, so a changed password ends the old sessions.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(100), nullable=False),
+    Column("password", String(64), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    Column("expires", UTCDateTime, nullable=False),
+    Column("revoked", UTCDateTime),
+    Index("ix_console_sessions_expires", "expires"),
+)
+
+# One row per failed sign-in, kept for the throttle's window and pruned after it.
+console_signin_failures = Table(
+    "console_signin_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("username", String(100), nullable=False),
+    Column("address", String(64), nullable=False),
+    Index("ix_console_signin_failures_user", "username", "at"),
+    Index("ix_console_signin_failures_address", "address", "at"),
+    Index("ix_console_signin_failures_at", "at"),
 )

@@ -13,8 +13,41 @@ import secrets
 import time
 from collections.abc import Mapping
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a name, not a secret
 SIGNATURE_VERSION = "v1"
+
+# The most a value we put in a header (the business key) may take. Proxies and servers cap a
+# header line at 4-8 KB in all; 256 bytes keeps a key well inside that with room for the rest.
+MAX_HEADER_VALUE_BYTES = 256
+
+
+class UnsafeHeader(ValueError):
+    """A header value that cannot travel: the request is never built, the delivery never sent."""
+
+
+class SigningError(ValueError):
+    """The downstream's secret cannot sign (not ``whsec_<base64>``): our configuration's fault."""
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot travel as an HTTP header value, or None when it can.
+
+    Control characters (C0 including tab and NUL, DEL, C1) are refused: CR and LF would split
+    the header (aiohttp refuses to send them), NUL and the others are cut or rejected by
+    receivers, so the downstream would see another value than the one we stored.
+    """
+    for char in value:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return f"contains the control character U+{code:04X}, which cannot be sent in a header"
+    size = len(value.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_HEADER_VALUE_BYTES:
+        return f"is {size} bytes of UTF-8; a header value may take at most {MAX_HEADER_VALUE_BYTES}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (a lone surrogate), which cannot be sent in a header"
+    return None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -67,7 +100,16 @@ def delivery_headers(
     body: bytes,
     secret: str | None,
 ) -> dict[str, str]:
-    """Every header a delivery carries; the document id doubles as the idempotency key."""
+    """Every header a delivery carries; the document id doubles as the idempotency key.
+
+    Raises :class:`UnsafeHeader` for a value that cannot travel (a key stored before intake
+    refused such keys), and ``ValueError`` for a secret that cannot sign: failures of ours,
+    never the downstream's.
+    """
+    for name, value in (("Interlink-Key", key), ("Interlink-Document-Type", document_type)):
+        problem = header_value_problem(value)
+        if problem is not None:
+            raise UnsafeHeader(f"{name} {problem}")
     headers = {
         "Idempotency-Key": document_id,
         "webhook-id": document_id,
@@ -78,7 +120,10 @@ def delivery_headers(
         "Content-Type": "application/json",
     }
     if secret is not None:
-        headers["webhook-signature"] = sign(secret, document_id, timestamp, body)
+        try:
+            headers["webhook-signature"] = sign(secret, document_id, timestamp, body)
+        except ValueError as error:
+            raise SigningError(f"signing failed: {error}") from None
     return headers
 
 

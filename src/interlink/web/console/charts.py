@@ -14,11 +14,12 @@ SERIES = (
     ("unavailable", "warn"),
     ("unauthorized", "bad"),
     ("rejected", "bad"),
+    ("local_error", "bad"),
 )
 GROUPS = (
     ("ok", ("delivered", "duplicate")),
     ("warn", ("throttled", "unavailable")),
-    ("bad", ("unauthorized", "rejected")),
+    ("bad", ("unauthorized", "rejected", "local_error")),
 )
 
 

@@ -18,7 +18,7 @@ from interlink.web.console.sections import deadlines_at_risk, open_incidents, up
 
 router = APIRouter(route_class=ConsoleRoute)
 
-FAILING_EVENTS = ("delivery_rejected", "delivery_gave_up")
+FAILING_EVENTS = ("delivery_rejected", "delivery_gave_up", "delivery_local_error")
 FAILING_WITHIN = timedelta(hours=1)
 LIVE_TTL = 3.0
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
