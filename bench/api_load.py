@@ -28,7 +28,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import PG_DEFAULT, drop_pg, pg_database
-from throughput import TOKEN, payload, topology
+from throughput import SERVE_ENV, TOKEN, payload, topology
 
 CONNECTIONS = 32
 
@@ -136,7 +136,7 @@ async def run(store: str, processes: int, seconds: float, pg: str, client: str) 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         topology(directory, "http://127.0.0.1:9")
-        env = {**os.environ, "BENCH_TOKEN": TOKEN}
+        env = {**os.environ, **SERVE_ENV}
         name = None
         if store == "postgresql":
             name, env["INTERLINK_DATABASE_URL"] = pg_database(pg)

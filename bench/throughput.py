@@ -38,6 +38,9 @@ from interlink.intake import Item
 from interlink.service import Hub
 
 TOKEN = "bench-token"
+# `interlink serve` refuses to start without a management credential; reads use it too.
+ADMIN_TOKEN = "bench-admin-token"
+SERVE_ENV = {"BENCH_TOKEN": TOKEN, "INTERLINK_ADMIN_TOKEN": ADMIN_TOKEN}
 CONCURRENCY = 64
 
 
@@ -196,7 +199,7 @@ async def latency(directory: Path, url: str, rate: int, seconds: float) -> dict[
     server = subprocess.Popen(
         [sys.executable, "-m", "interlink.cli", "serve", "--port", str(port)],
         cwd=directory,
-        env={**os.environ, "BENCH_TOKEN": TOKEN},
+        env={**os.environ, **SERVE_ENV},
         stdin=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -274,7 +277,7 @@ async def rss_pending(directory: Path, url: str, n: int) -> dict[str, float]:
     server = subprocess.Popen(
         [sys.executable, "-m", "interlink.cli", "serve", "--port", str(port)],
         cwd=directory,
-        env={**os.environ, "BENCH_TOKEN": TOKEN},
+        env={**os.environ, **SERVE_ENV},
         stdin=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -286,7 +289,10 @@ async def rss_pending(directory: Path, url: str, n: int) -> dict[str, float]:
         )
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{port}/api/v1/status") as r,
+            session.get(
+                f"http://127.0.0.1:{port}/api/v1/status",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as r,
         ):
             status = await r.json()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -56,6 +57,9 @@ engine:
 """
 
 TOKEN = "trading-secret-token"
+# The break-glass admin token (INTERLINK_ADMIN_TOKEN) every test's environment has: the API
+# answers management calls only to a person's token or this one.
+ADMIN_TOKEN = "admin-secret-token"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -135,6 +139,7 @@ def clock() -> FakeClock:
 @pytest.fixture(autouse=True)
 def _tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_TRADING_TOKEN", TOKEN)
+    monkeypatch.setenv("INTERLINK_ADMIN_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("TEST_TREASURY_SECRET", SECRET)
     monkeypatch.delenv("INTERLINK_DATABASE_URL", raising=False)
     monkeypatch.delenv("INTERLINK_CONFIG", raising=False)
@@ -187,16 +192,31 @@ def output_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield path
 
 
-class Api:
-    """A real uvicorn server on loopback serving the app, and a client session for it."""
+# What `Api.request` sends when no token is named: the trading system's token where a system
+# calls (intake, and the reads of its own documents and deliveries), the admin token elsewhere.
+AUTO = "auto"
+SYSTEM_CALLS = re.compile(r"/api/v1/(documents|deliveries)(/[^/]*)?(\?.*)?")
 
-    def __init__(self, hub: Hub, workers: bool = False) -> None:
+
+def default_token(method: str, path: str) -> str:
+    if method.upper() == "POST":
+        return TOKEN if path.split("?")[0] == "/api/v1/documents" else ADMIN_TOKEN
+    return TOKEN if method.upper() == "GET" and SYSTEM_CALLS.fullmatch(path) else ADMIN_TOKEN
+
+
+class Api:
+    """A real uvicorn server on loopback serving the app, and a client session for it.
+
+    ``insecure`` serves as ``interlink serve --insecure`` does: management calls need no token.
+    """
+
+    def __init__(self, hub: Hub, workers: bool = False, insecure: bool = False) -> None:
         import aiohttp
 
         from interlink.web.api import create_app
 
         self.hub = hub
-        self.app = create_app(hub, workers=workers)
+        self.app = create_app(hub, workers=workers, insecure=insecure)
         self._aiohttp = aiohttp
         self.session: aiohttp.ClientSession | None = None
 
@@ -227,10 +247,20 @@ class Api:
         self._sock.close()
 
     async def request(
-        self, method: str, path: str, *, token: str | None = TOKEN, **kwargs: object
+        self, method: str, path: str, *, token: str | None = AUTO, **kwargs: object
     ) -> tuple[int, object, dict[str, str]]:
         assert self.session is not None
         headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
+        if token == AUTO:
+            token = default_token(method, path)
+        # State-changing calls say application/json, with or without a body (the API refuses
+        # anything a cross-site form could send); a test may name another type, or send a form.
+        if (
+            method.upper() in ("POST", "PUT", "PATCH", "DELETE")
+            and not isinstance(kwargs.get("data"), self._aiohttp.FormData)
+            and not any(name.lower() == "content-type" for name in headers)
+        ):
+            headers["Content-Type"] = "application/json"
         if token is not None:
             headers.setdefault("Authorization", f"Bearer {token}")
         async with self.session.request(

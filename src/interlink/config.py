@@ -353,7 +353,11 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     except jsonschema.SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path)
         return f"{e.message}" + (f" (at {where})" if where else "")
-    return None
+    from interlink.contracts.validation import pattern_problems
+
+    # Patterns run on RE2 at intake: one it cannot run is refused here, with the file's line.
+    unsafe = pattern_problems(schema)
+    return f"{unsafe[0]['message']} (at {unsafe[0]['path']})" if unsafe else None
 
 
 class Flow(BaseModel):
@@ -407,12 +411,43 @@ class Alerts(BaseModel):
     deadline_warning: Duration = timedelta(hours=1)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name (e.g. DUTY_TOKEN)")
+    return value
+
+
 class User(BaseModel):
     model_config = _STRICT
 
     name: str = Field(min_length=1)
     role: Literal["viewer", "operator", "admin"]
     password_env: str | None = None
+    # The personal API token (Bearer) this user's scripts call the API with.
+    token_env: Annotated[str, AfterValidator(_env_name)] | None = None
+
+    def token(self) -> str | None:
+        """The personal API token, read from the environment now."""
+        if not self.token_env:
+            return None
+        return os.environ.get(self.token_env) or None
+
+
+# A host name as the Host header carries it, without the port: a DNS name or an IP address.
+_HOST_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]+\.?|[0-9a-f:.]+")
+
+
+def _host_name(value: str) -> str:
+    host = value.strip().lower()
+    if host != "*" and not _HOST_NAME.fullmatch(host.strip("[]")):
+        raise ValueError(
+            f"{value!r} is not a host name; give the name clients use, without scheme, port or "
+            'path (e.g. interlink.example.com), or "*" for any'
+        )
+    return host.strip("[]").rstrip(".")
 
 
 class EngineSettings(BaseModel):
@@ -424,6 +459,12 @@ class EngineSettings(BaseModel):
     probe_interval: Duration = timedelta(seconds=5)
     probe_max: Duration = timedelta(minutes=5)
     max_document_bytes: int = Field(default=1_048_576, ge=1)
+    # Intake bounds (docs/api.md, Limits): a bigger batch is refused with 413 before any
+    # per-item result is built; 200,000 NDJSON lines once took ~800 MB and a 33 MB answer.
+    max_batch_items: int = Field(default=10_000, ge=1)
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # A reconciliation export uploaded over HTTP, checked before it is read.
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     concurrency: int = Field(default=64, ge=1)
 
 
@@ -446,6 +487,12 @@ class Topology(BaseModel):
     flows: dict[str, Flow] = {}
     alerts: Alerts = Field(default_factory=Alerts)
     users: list[User] = []
+    # The console's session cookie travels only over https (Secure). Off by default for the
+    # plain-http loopback address `listen` starts on; on when people reach the console by https.
+    secure_cookies: bool = False
+    # Host names (besides listen's, and loopback names when listening on loopback) the API and
+    # console answer to; any other Host header is refused (DNS rebinding). "*" allows any.
+    allowed_hosts: list[Annotated[str, AfterValidator(_host_name)]] = []
     engine: EngineSettings = Field(default_factory=EngineSettings)
     # How long delivered documents are kept; `interlink prune` without --older-than uses it.
     retention: Duration | None = None
@@ -760,8 +807,23 @@ def _cross_check(data: dict[str, Any], reader: _Reader) -> None:
                     reader.problem((*loc, *where), message)
     users = data.get("users")
     seen_users: set[str] = set()
+    # A token variable names one holder: a person's token must never also be a system's or the
+    # break-glass one, or the same secret would carry two sets of rights.
+    token_owners: dict[str, str] = {"INTERLINK_ADMIN_TOKEN": "the break-glass admin"}
+    for name, system in systems.items() if systems is not None else ():
+        if isinstance(system, dict) and isinstance(system.get("token_env"), str):
+            token_owners.setdefault(system["token_env"], f"system {name!r}")
     for i, user in enumerate(users if isinstance(users, list) else []):
         label = user.get("name") if isinstance(user, dict) else None
         if isinstance(label, str) and label in seen_users:
             reader.problem(("users", i, "name"), f"duplicate user {label!r}")
         seen_users.add(str(label))
+        token_env = user.get("token_env") if isinstance(user, dict) else None
+        if isinstance(token_env, str):
+            owner = token_owners.get(token_env)
+            if owner is not None:
+                reader.problem(
+                    ("users", i, "token_env"),
+                    f"{token_env} is already the token of {owner}; give each its own variable",
+                )
+            token_owners[token_env] = f"user {label!r}"

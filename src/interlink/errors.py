@@ -11,7 +11,8 @@ aiohttp) into this tree, so users get a clear message and never a traceback.
     ├── Conflict               the request contradicts stored state (idempotency key reuse)
     ├── InputError             a request or command argument is wrong (bad filter, bad time)
     │   ├── Unauthorized       no token, or a token no system owns
-    │   ├── Forbidden          the token's system may not do that
+    │   ├── Forbidden          the token's system (or the person's role) may not do that
+    │   ├── UnsupportedMediaType  a state-changing call that is not application/json
     │   ├── TooLarge           a document over the size limit
     │   └── Invalid            shape or contract violation (problems: [{"path", "message"}])
     └── TransportError         a delivery could not be made (kind: refused, timeout, ...)
@@ -76,6 +77,11 @@ class Unauthorized(InputError):
 class Forbidden(InputError):
     code = "forbidden"
     http_status = 403
+
+
+class UnsupportedMediaType(InputError):
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class TooLarge(InputError):

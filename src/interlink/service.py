@@ -23,7 +23,7 @@ from interlink.engine.worker import Engine
 from interlink.errors import InputError, NotFound
 from interlink.hooks import Hooks
 from interlink.intake import Intake
-from interlink.model import Delivery, Document, HoldReason, Status
+from interlink.model import DeadReason, Delivery, Document, HoldReason, Status
 from interlink.store import queries as q
 from interlink.store.db import Store, open_store
 from interlink.times import parse_time
@@ -131,17 +131,21 @@ class Hub:
             raise InputError(
                 f"unknown status {f.status!r}; use one of {', '.join(s.value for s in Status)}"
             )
-        known_reasons = {r.value for r in HoldReason} | {"rejected", "gave_up"}
+        known_reasons = {r.value for r in HoldReason} | {r.value for r in DeadReason}
         if f.reason is not None and f.reason not in known_reasons:
             raise InputError(
                 f"unknown reason {f.reason!r}; use one of {', '.join(sorted(known_reasons))}"
             )
 
     # -- reads ------------------------------------------------------------------------------
+    # ``source``: read as that system, which sees only the documents it submitted and their
+    # deliveries; another's answer exactly as a missing one would, so existence is not leaked.
 
-    def document(self, document_id: str) -> Document:
+    def document(self, document_id: str, source: str | None = None) -> Document:
         def read(conn: Connection) -> Document | None:
             doc = q.get_document(conn, document_id)
+            if doc is not None and source is not None and doc.source != source:
+                return None
             if doc is not None:
                 self._attach(conn, [doc])
             return doc
@@ -151,9 +155,11 @@ class Hub:
             raise NotFound(f"no document {document_id!r}")
         return doc
 
-    def documents(self, key: str, type_: str | None = None) -> list[Document]:
+    def documents(
+        self, key: str, type_: str | None = None, source: str | None = None
+    ) -> list[Document]:
         def read(conn: Connection) -> list[Document]:
-            docs = q.find_documents(conn, key, type_)
+            docs = q.find_documents(conn, key, type_, source=source)
             self._attach(conn, docs)
             return docs
 
@@ -169,9 +175,16 @@ class Hub:
         for doc in docs:
             doc.deliveries = by_doc[doc.id]
 
-    def delivery(self, delivery_id: int) -> Delivery:
+    def delivery(self, delivery_id: int, source: str | None = None) -> Delivery:
         def read(conn: Connection) -> Delivery | None:
             d = q.get_delivery(conn, delivery_id)
+            mine = (
+                source is None
+                or d is None
+                or q.sources_of(conn, [d.document_id]) == {d.document_id: source}
+            )
+            if not mine:
+                return None
             if d is not None:
                 d.attempt_log = q.attempts_of(conn, [d.id]).get(d.id, [])
             return d
@@ -182,13 +195,37 @@ class Hub:
         return found
 
     def deliveries(
-        self, f: DeliveryFilter, before: int | None = None, limit: int = 100
+        self,
+        f: DeliveryFilter,
+        before: int | None = None,
+        limit: int = 100,
+        source: str | None = None,
     ) -> list[Delivery]:
         self.check_filter(f)
         limit = max(1, min(limit, 1000))
-        return self.store.read_sync(
-            lambda conn: q.list_deliveries(conn, before=before, limit=limit, **f.fields())
-        )
+        if source is None:
+            return self.store.read_sync(
+                lambda conn: q.list_deliveries(conn, before=before, limit=limit, **f.fields())
+            )
+        # A system's deliveries are those on the flows from it (intake fans a document out to
+        # its source's flows only): one page per flow, merged, is the page over all of them.
+        flows = [
+            name
+            for name, flow in self.topology.flows.items()
+            if flow.source == source and f.flow in (None, name)
+        ]
+
+        def read(conn: Connection) -> list[Delivery]:
+            ids: list[int] = []
+            for flow in flows:
+                fields = {**f.fields(), "flow": flow}
+                ids.extend(q.page_delivery_ids(conn, before=before, limit=limit, **fields))
+            found = q.deliveries_by_id(conn, sorted(ids, reverse=True)[:limit])
+            # The document's own source decides, should a flow's `from` have been changed.
+            sources = q.sources_of(conn, [d.document_id for d in found])
+            return [d for d in found if sources.get(d.document_id) == source]
+
+        return self.store.read_sync(read)
 
     def status(self) -> dict[str, Any]:
         def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:

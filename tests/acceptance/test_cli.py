@@ -45,6 +45,9 @@ def test_init_then_check(tmp_path: Path, cli: Cli) -> None:
     assert (tmp_path / "interlink.yaml").is_file()
     assert (tmp_path / "contracts" / "payment_order.json").is_file()
     assert "interlink check" in result.out and "TRADING_TOKEN" in result.out
+    # Generated tokens for serve and the trading system, loaded as the next steps say.
+    assert (tmp_path / "interlink.env").is_file()
+    assert "set -a; . ./interlink.env; set +a" in result.out
 
     result = cli("check")
     assert result.code == 0, result.err

@@ -23,6 +23,8 @@ from tests.acceptance.test_serve import free_port
 from tests.receiver import Receiver
 
 TOKEN = "crash-token"
+# serve refuses to start without a management credential; status is read with it.
+ADMIN_TOKEN = "crash-admin-token"
 DOCUMENTS = 600
 CONCURRENCY = 8
 
@@ -52,7 +54,7 @@ async def start_serve(cwd: Path, port: int) -> asyncio.subprocess.Process:
         "--port",
         str(port),
         cwd=cwd,
-        env={**os.environ, "CRASH_TOKEN": TOKEN},
+        env={**os.environ, "CRASH_TOKEN": TOKEN, "INTERLINK_ADMIN_TOKEN": ADMIN_TOKEN},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -75,7 +77,8 @@ async def status(port: int) -> dict:
     async with (
         aiohttp.ClientSession() as session,
         session.get(
-            f"http://127.0.0.1:{port}/api/v1/status", headers={"Authorization": f"Bearer {TOKEN}"}
+            f"http://127.0.0.1:{port}/api/v1/status",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         ) as r,
     ):
         return await r.json()

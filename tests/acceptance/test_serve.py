@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -40,6 +41,8 @@ async def test_serve_answers_and_stops(tmp_path: Path, workers: bool) -> None:
         str(port),
         *extra,
         cwd=tmp_path,
+        # serve refuses to start without a management credential (tests/security covers that).
+        env={**os.environ, "INTERLINK_ADMIN_TOKEN": "serve-admin-token"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -22,7 +22,7 @@ from interlink.intake import Item
 from interlink.ops.alerter import RETRY, Alerter, send_test
 from interlink.service import Hub
 from interlink.store import queries as q
-from tests.conftest import TOKEN, Api, pay, submit
+from tests.conftest import Api, pay, submit
 from tests.receiver import Receiver
 
 FLOW = "trading-treasury"
@@ -296,14 +296,14 @@ async def test_alerts_api_and_send_test(
     await asyncio.to_thread(alerts(alert_hub).run_once)
     server = await Api(alert_hub).start()
     try:
-        status, body, _ = await server.request("GET", "/api/v1/alerts", token=TOKEN)
+        status, body, _ = await server.request("GET", "/api/v1/alerts")
         assert status == 200
         items = body["items"]  # type: ignore[index]
         email, chat_row = sorted(items, key=lambda r: r["channel"], reverse=True)
         assert email["recipients"] == ["treasury-ops@example.test"]
         assert chat_row["recipients"] == ["treasury/ops"] and chat_row["status"] == "sent"
         assert "interlink flows resume trading-treasury" in email["body"]
-        status, _, _ = await server.request("GET", "/api/v1/alerts?status=nope", token=TOKEN)
+        status, _, _ = await server.request("GET", "/api/v1/alerts?status=nope")
         assert status == 400
     finally:
         await server.stop()

@@ -247,7 +247,7 @@ async def test_pause_resume_and_repush_over_http(api, treasury, finance):
     assert status == 404
     audit = api.hub.audit()
     assert [a["action"] for a in audit] == ["repush", "resume", "pause"]
-    assert all(a["actor"] == "api" for a in audit)
+    assert all(a["actor"] == "api:admin" for a in audit)  # the fixture's admin token
 
 
 async def test_admin_token_guards_management_calls(api, monkeypatch):
@@ -256,10 +256,11 @@ async def test_admin_token_guards_management_calls(api, monkeypatch):
     assert status == 401
     status, _, _ = await api.request("GET", "/api/v1/status", token="wrong")
     assert status == 401
-    status, _, _ = await api.request("GET", "/api/v1/status", token=TOKEN)  # a system may read
-    assert status == 200
+    # A system's token reads only its own documents: status needs a person's role.
+    status, _, _ = await api.request("GET", "/api/v1/status", token=TOKEN)
+    assert status == 403
     status, _, _ = await api.request("POST", "/api/v1/flows/trading-finance/pause", token=TOKEN)
-    assert status == 401
+    assert status == 403
     status, _body, _ = await api.request(
         "POST", "/api/v1/flows/trading-finance/pause", token="admin-secret"
     )

@@ -10,7 +10,7 @@ import pytest
 
 from interlink.clock import FakeClock
 from interlink.service import Hub
-from tests.conftest import TOPOLOGY, Api, pay, submit
+from tests.conftest import ADMIN_TOKEN, TOPOLOGY, Api, pay, submit
 
 WINDOWS = TOPOLOGY.replace(
     "    secret_env: TEST_TREASURY_SECRET\n",
@@ -175,7 +175,9 @@ async def test_cancel_and_calendar_feed(hub_api: tuple[Hub, Api]) -> None:
     ]
 
     assert api.session is not None
-    async with api.session.get(api.url + PATH + ".ics") as response:
+    async with api.session.get(
+        api.url + PATH + ".ics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/calendar")
         raw = await response.read()

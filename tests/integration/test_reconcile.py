@@ -236,7 +236,7 @@ async def test_api_upload_runs_and_repush(
         status, bad, _ = await api.request("GET", "/api/v1/reconcile/runs/999")
         assert status == 404 and isinstance(bad, dict) and "error" in bad
         status, bad, _ = await api.request(
-            "POST", f"/api/v1/reconcile/{TREASURY_FLOW}?date=tomorrow", data=aiohttp.FormData()
+            "POST", f"/api/v1/reconcile/{TREASURY_FLOW}?date=tomorrow"
         )
         assert status == 400
     finally:

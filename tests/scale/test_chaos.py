@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from tests.acceptance.test_serve import free_port
+from tests.conftest import ADMIN_TOKEN
 from tests.receiver import Received, Receiver
 
 COMMAND = [sys.executable, "-m", "interlink.cli"]
@@ -66,7 +67,8 @@ async def _status(session: aiohttp.ClientSession, port: int) -> dict | None:
     try:
         async with session.get(
             f"http://127.0.0.1:{port}/api/v1/status",
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            # status is for people: the admin token serve inherits from the test's environment
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         ) as r:
             return await r.json() if r.status == 200 else None
     except aiohttp.ClientError:

@@ -532,3 +532,70 @@ def test_models_can_be_built_in_code() -> None:
     assert System.model_validate({"name": "s", "rate": "100/m"}).rate == pytest.approx(100 / 60)
     smtp = config.Smtp.model_validate({"host": "mail", "from": "hub@example.com"})
     assert (smtp.from_, smtp.port) == ("hub@example.com", 25)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_users_personal_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = MINIMAL + (
+        "users:\n"
+        "  - {name: duty, role: operator, password_env: DUTY_PASSWORD, token_env: DUTY_TOKEN}\n"
+        "  - {name: auditor, role: viewer}\n"
+    )
+    topology = load(write(tmp_path, text))
+    duty, auditor = topology.users
+    monkeypatch.delenv("DUTY_TOKEN", raising=False)
+    assert (duty.token_env, duty.token(), auditor.token()) == ("DUTY_TOKEN", None, None)
+    monkeypatch.setenv("DUTY_TOKEN", "personal-token")
+    assert duty.token() == "personal-token"
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        (
+            "{name: duty, role: operator, token_env: 'DUTY TOKEN'}",
+            "9: users[0].token_env: 'DUTY TOKEN' is not an environment variable name "
+            "(e.g. DUTY_TOKEN)",
+        ),
+        (
+            "{name: duty, role: operator, token_env: UP_TOKEN}",
+            "9: users[0].token_env: UP_TOKEN is already the token of system 'up'; give each "
+            "its own variable",
+        ),
+        (
+            "{name: duty, role: operator, token_env: INTERLINK_ADMIN_TOKEN}",
+            "9: users[0].token_env: INTERLINK_ADMIN_TOKEN is already the token of the "
+            "break-glass admin; give each its own variable",
+        ),
+        ("{name: duty, role: operator, token: abc}", "9: users[0].token: unknown key"),
+    ],
+)
+def test_a_bad_token_env_is_refused_with_its_line(tmp_path: Path, user: str, expected: str) -> None:
+    assert one_problem(tmp_path, MINIMAL + f"users:\n  - {user}\n") == expected
+
+
+def test_two_users_cannot_share_a_token_variable(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "users:\n"
+        "  - {name: duty, role: operator, token_env: SHARED}\n"
+        "  - {name: auditor, role: viewer, token_env: SHARED}\n"
+    )
+    assert one_problem(tmp_path, text) == (
+        "10: users[1].token_env: SHARED is already the token of user 'duty'; give each its "
+        "own variable"
+    )
+
+
+def test_allowed_hosts(tmp_path: Path) -> None:
+    text = MINIMAL + "allowed_hosts: [Interlink.Example.COM, 10.1.2.3, '[::1]', '*']\n"
+    topology = load(write(tmp_path, text))
+    assert topology.allowed_hosts == ["interlink.example.com", "10.1.2.3", "::1", "*"]
+    assert loads(MINIMAL).allowed_hosts == []
+
+
+@pytest.mark.parametrize("bad", ["https://interlink.example.com", "hub:8600", "a/b", "a b"])
+def test_allowed_hosts_must_be_host_names(tmp_path: Path, bad: str) -> None:
+    found = one_problem(tmp_path, MINIMAL + f"allowed_hosts: ['{bad}']\n")
+    assert found.startswith(f"8: allowed_hosts[0]: {bad!r} is not a host name"), found

@@ -25,6 +25,7 @@ from interlink.errors import InputError
 from interlink.reconcile import report as render
 from interlink.reconcile.report import ITEM_COLUMNS
 from interlink.reconcile.run import parse_map, parse_tolerance, resolve_period
+from interlink.reconcile.sources import check_encoding
 
 FORMATS = ("table", "csv", "md")
 
@@ -48,7 +49,11 @@ def reconcile(
     ] = None,
     encoding: Annotated[
         str | None,
-        typer.Option("--encoding", help="The export's encoding [default: UTF-8, else GB18030]."),
+        typer.Option(
+            "--encoding",
+            help="The export's text encoding (utf-8, gb18030, gbk, big5, utf-16, latin-1, "
+            "cp1252, shift_jis, ...) [default: UTF-8, else GB18030].",
+        ),
     ] = None,
     day: Annotated[
         str | None, typer.Option("--date", help="That whole day, in the topology's timezone.")
@@ -86,6 +91,7 @@ def reconcile(
         raise InputError(f"--format: use one of {', '.join(FORMATS)}")
     if dry_run and not repush_missing:
         raise InputError("--dry-run goes with --repush-missing")
+    check_encoding(encoding)  # before the store is opened: a text encoding or nothing
     columns = parse_map(map_)
     tol = parse_tolerance(tolerance)
     with hub(config) as h:

@@ -13,6 +13,8 @@ import typer
 from interlink import runner
 from interlink.cli.common import ConfigOption, err, topology
 from interlink.clock import SystemClock
+from interlink.config import Topology
+from interlink.errors import InputError
 from interlink.service import Hub
 from interlink.transports.http import HttpTransport
 
@@ -39,6 +41,14 @@ def serve(
             "second the log costs more than the intake).",
         ),
     ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve without a management credential: management calls need no token. "
+            "For a laptop; allowed only on a loopback address.",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API and the console, with the delivery workers."""
     # Imported here so that every other command starts without loading the web stack.
@@ -48,12 +58,14 @@ def serve(
 
     topo = topology(config)
     default_host, default_port = topo.listen_address()
+    address = host or default_host
+    check_credentials(topo, address, insecure)
     hub = Hub(topo, clock=SystemClock())
-    app = create_app(hub, workers=not no_workers)
+    app = create_app(hub, workers=not no_workers, insecure=insecure, listen_host=address)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=host or default_host,
+            host=address,
             port=port or default_port,
             log_level="info",
             access_log=access_log,
@@ -63,6 +75,34 @@ def serve(
     # server.serve() in our own loop rather than server.run(), so that the hub's HTTP client
     # is closed on the loop that opened it.
     runner.run(_serve(server, hub))
+
+
+def check_credentials(topo: Topology, address: str, insecure: bool) -> None:
+    """``serve`` never runs an open management API: without a management credential it
+    refuses to start, unless told ``--insecure`` on a loopback address."""
+    from interlink.web.boundary import is_loopback
+    from interlink.web.deps import ADMIN_TOKEN_ENV, management_configured
+
+    if insecure:
+        if not is_loopback(address):
+            raise InputError(
+                f"--insecure is allowed only on a loopback address (127.0.0.1, ::1, localhost), "
+                f"not {address}: anyone who can reach it could re-push, pause and read "
+                f"everything. Set {ADMIN_TOKEN_ENV} instead."
+            )
+        return
+    if management_configured(topo):
+        return
+    raise InputError(
+        "no management credential is configured, and serve will not run a management API "
+        "open to anyone. Either set the break-glass admin token:\n"
+        f"  export {ADMIN_TOKEN_ENV}=$(python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))')\n"
+        "(`interlink init` writes a generated one into interlink.env; load it with "
+        "set -a; . ./interlink.env; set +a), or give a person in the topology's users: a "
+        "personal token (token_env: NAME) and set that variable.\n"
+        "On a laptop, `interlink serve --insecure` runs without one on a loopback address."
+    )
 
 
 async def _serve(server: uvicorn.Server, hub: Hub) -> None:

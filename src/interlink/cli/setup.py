@@ -9,7 +9,7 @@ import typer
 
 from interlink.cli.common import ConfigOption, out, topology
 from interlink.config import DEFAULT_CONFIG_PATH, config_path
-from interlink.example import write_example
+from interlink.example import ENV_FILE, write_env_file, write_example
 
 
 def init(
@@ -23,17 +23,28 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write an example topology (interlink.yaml and its contracts) to start from."""
+    """Write an example topology (interlink.yaml and its contracts) to start from, and
+    interlink.env with generated tokens (never overwritten)."""
     target = (
         directory if directory is not None else config_path(str(config) if config else None).parent
     )
     written = write_example(target, force=force)
     for path in written:
         out.print(f"wrote {path}", markup=False)
+    env_file = write_env_file(target)
+    if env_file is not None:
+        out.print(f"wrote {env_file} (generated tokens; readable by you only)", markup=False)
+    else:
+        out.print(f"kept {target / ENV_FILE} (its tokens stay as they are)", markup=False)
     here = target.resolve() == Path.cwd().resolve()
     where = "" if here else f" -c {target / DEFAULT_CONFIG_PATH}"
+    env_path = f"./{ENV_FILE}" if here else str(target / ENV_FILE)
     out.print("\nNext steps:")
-    out.print("  export TRADING_TOKEN=<a long random string>   # the trading system's API token")
+    out.print(
+        f"  set -a; . {env_path}; set +a   # INTERLINK_ADMIN_TOKEN and TRADING_TOKEN, the "
+        "trading system's API token",
+        markup=False,
+    )
     out.print(f"  interlink check{where}", markup=False)
     out.print(f"  interlink serve{where}", markup=False)
 

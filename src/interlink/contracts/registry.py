@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from interlink.contracts import impact as impact_
 from interlink.contracts.diff import SchemaError, compare, fingerprint
-from interlink.contracts.validation import ContractValidator
+from interlink.contracts.validation import ContractValidator, pattern_problems
 from interlink.errors import ConfigError, Conflict, InputError, Invalid, NotFound
 from interlink.store import contracts as sql
 from interlink.store import queries as q
@@ -89,6 +89,9 @@ def check_schema(schema: Any, name: str = "the proposed schema") -> dict[str, An
             f"{name} is not a valid JSON Schema: {exc.message}",
             [{"path": "$" + (f"/{where}" if where else ""), "message": exc.message}],
         ) from None
+    unsafe = pattern_problems(schema)
+    if unsafe:
+        raise Invalid(f"{name}: {unsafe[0]['message']}", unsafe)
     remote = sorted(_remote_refs(schema))
     if remote:
         raise Invalid(

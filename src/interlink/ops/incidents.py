@@ -11,9 +11,7 @@ UTF-8 text, at most :data:`MAX_ATTACHMENT_BYTES`.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from interlink.csv_export import to_csv
 from interlink.errors import InputError, NotFound, TooLarge
 from interlink.ops.alerts import RULES, Message, describe, incident_key
 from interlink.store import incidents as q
@@ -483,12 +482,8 @@ class Incidents:
             ]
             for item in reversed(items)
         ]
-        if fmt == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(self.EXPORT_COLUMNS)
-            writer.writerows(rows)
-            return buffer.getvalue()
+        if fmt == "csv":  # titles and text are anyone's: no cell may run as a formula
+            return to_csv(self.EXPORT_COLUMNS, rows, lineterminator="\n")
         lines = [
             "| " + " | ".join(self.EXPORT_COLUMNS) + " |",
             "|" + "---|" * len(self.EXPORT_COLUMNS),

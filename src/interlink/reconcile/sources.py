@@ -33,6 +33,26 @@ from interlink.reconcile.matching import (
 )
 
 DETECT_ENCODINGS = ("utf-8-sig", "gb18030")
+# Text encodings an export may be given in, by their canonical codec names. Python's codec
+# registry also holds bytes-to-bytes codecs (bz2_codec, zlib_codec, base64_codec) and rot13:
+# `--encoding bz2_codec` turned a small file into a decompression bomb.
+TEXT_ENCODINGS = frozenset(
+    {
+        "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "ascii",
+        "gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950",
+        "shift_jis", "cp932", "euc_jp", "euc_kr", "cp949",
+        "iso8859-1", "iso8859-15", "iso8859-2", "cp1250", "cp1251", "cp1252",
+    }
+)  # fmt: skip
+# The CSV dialect is guessed from this many characters: csv.Sniffer is quadratic, and a
+# crafted 64 KB sample took 13 s.
+SNIFF_CHARS = 4096
+# An XLSX is a zip: its parts' declared sizes are checked before openpyxl reads a byte.
+MAX_XLSX_UNCOMPRESSED = 1024 * 1024 * 1024
+MAX_XLSX_RATIO = 200  # for parts over XLSX_RATIO_FROM bytes; real sheets compress 5-50x
+XLSX_RATIO_FROM = 16 * 1024 * 1024
+# One page of a query endpoint's answer, read with this cap.
+MAX_PAGE_BYTES = 32 * 1024 * 1024
 Row = tuple[int, Sequence[Any]]
 
 
@@ -76,13 +96,26 @@ def _decode_error_line(path: Path, encoding: str) -> tuple[int, str] | None:
             line += chunk.count(b"\n")
 
 
+def check_encoding(encoding: str | None) -> None:
+    """InputError unless ``encoding`` is None or a text encoding of :data:`TEXT_ENCODINGS`."""
+    if not encoding:
+        return
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        name = None
+    if name not in TEXT_ENCODINGS:
+        known = "utf-8, utf-8-sig, gb18030, gbk, gb2312, big5, utf-16, latin-1, cp1252, shift_jis"
+        raise InputError(
+            f"encoding {encoding!r} is not an allowed text encoding; use one of {known}, ..."
+            " (docs/reconcile.md lists them all)"
+        )
+
+
 def detect_encoding(path: Path, encoding: str | None) -> str:
     """The given encoding if the whole file decodes with it, else UTF-8 then GB18030."""
     if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InputError(f"unknown encoding {encoding!r}") from None
+        check_encoding(encoding)
         problem = _decode_error_line(path, encoding)
         if problem is not None:
             raise InputError(
@@ -113,7 +146,7 @@ def _empty(path: Path) -> InputError:
 def read_csv(path: Path, encoding: str | None = None) -> Records:
     enc = detect_encoding(path, encoding)
     f = path.open(encoding=enc, newline="")
-    sample = f.read(64 * 1024)
+    sample = f.read(SNIFF_CHARS)
     f.seek(0)
     try:
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|") if sample else csv.excel
@@ -184,11 +217,37 @@ def _json_object(text: str, number: int, path: Path) -> dict[str, Any]:
     return value
 
 
+def _check_zip(path: Path) -> None:
+    """InputError when the workbook would inflate past the limits (a zip bomb)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+    total = sum(p.file_size for p in parts)
+    if total > MAX_XLSX_UNCOMPRESSED:
+        raise InputError(
+            f"{path.name}: the workbook unpacks to {total} bytes, over the limit of "
+            f"{MAX_XLSX_UNCOMPRESSED}; export CSV instead"
+        )
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > XLSX_RATIO_FROM and ratio > MAX_XLSX_RATIO:
+            raise InputError(
+                f"{path.name}: {part.filename} unpacks {ratio:.0f} times its packed size "
+                f"(over {MAX_XLSX_RATIO}): refused as a zip bomb"
+            )
+
+
 def read_xlsx(path: Path) -> Records:
     import zipfile
 
     from openpyxl import load_workbook
 
+    # openpyxl parses with defusedxml when it is installed (a dependency): no entity bombs.
+    _check_zip(path)
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
@@ -200,10 +259,14 @@ def read_xlsx(path: Path) -> Records:
     it = sheet.iter_rows(values_only=True)
     header: list[str] | None = None
     header_line = 0
-    for header_line, values in enumerate(it, start=1):  # noqa: B007
-        if any(v not in (None, "") for v in values):
-            header = ["" if v is None else str(v).strip() for v in values]
-            break
+    try:
+        for header_line, values in enumerate(it, start=1):  # noqa: B007
+            if any(v not in (None, "") for v in values):
+                header = ["" if v is None else str(v).strip() for v in values]
+                break
+    except ValueError as exc:  # defusedxml's refusals (entities, DTDs) are ValueErrors
+        book.close()
+        raise InputError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
     if header is None:
         book.close()
         raise _empty(path)
@@ -211,6 +274,8 @@ def read_xlsx(path: Path) -> Records:
     def rows() -> Iterator[Row]:
         try:
             yield from enumerate(it, start=header_line + 1)
+        except ValueError as exc:
+            raise InputError(f"{path.name}: not a readable XLSX workbook ({exc})") from None
         finally:
             book.close()
 
@@ -245,12 +310,30 @@ def _dig(value: Any, path: str | None) -> Any:
     return value
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx comes back as an HTTPError instead of being followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = -1  # a malformed port matches no origin
+    return scheme, (parts.hostname or "").lower(), port
+
+
 def read_endpoint(
     endpoint: ReconcileEndpoint,
     since: datetime | None,
     until: datetime | None,
     timeout: float = 30.0,
     max_pages: int = 100_000,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> Records:
     """Pages of ``{items_path: [...], next_path: ...}`` from the downstream, fetched lazily.
 
@@ -264,15 +347,40 @@ def read_endpoint(
             raise InputError(f"the reconcile endpoint token {endpoint.token_env} is not set")
         headers["Authorization"] = f"Bearer {token}"
 
+    origin = _origin(endpoint.url)
+    if origin[0] not in ("http", "https"):
+        # urllib also opens file: and ftp: URLs; a query endpoint is a web service.
+        raise InputError(f"the reconcile endpoint {endpoint.url} is not an http(s) URL")
+    opener = urllib.request.build_opener(_NoRedirects)
+
     def fetch(url: str, page: int) -> Any:
-        request = urllib.request.Request(url, headers=headers)
+        # The token goes to the endpoint's own origin only: redirects are not followed and
+        # a `next` link elsewhere is refused, so nothing else is ever asked with it.
+        if _origin(url) != origin:
+            raise InputError(
+                f"query endpoint page {page}: the next link {url} is not on "
+                f"{endpoint.url}'s origin; only same-origin links are followed"
+            )
+        # S310: the scheme is http(s), checked above, and every page is on that origin.
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                body = response.read()
+            with opener.open(request, timeout=timeout) as response:
+                body = response.read(max_bytes + 1)
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise InputError(
+                    f"query endpoint page {page}: HTTP {exc.code} redirect from {url} to "
+                    f"{exc.headers.get('Location')}; redirects are not followed: configure "
+                    "the final URL"
+                ) from None
             raise InputError(f"query endpoint page {page}: HTTP {exc.code} from {url}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise InputError(f"query endpoint page {page}: cannot reach {url}: {exc}") from None
+        if len(body) > max_bytes:
+            raise InputError(
+                f"query endpoint page {page}: the answer is over {max_bytes} bytes; "
+                "ask for smaller pages (reconcile.endpoint.page_size)"
+            )
         try:
             return json.loads(body, parse_float=Decimal)
         except ValueError:

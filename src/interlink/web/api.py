@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
-import os
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from interlink import __version__
 from interlink.config import System
@@ -31,13 +33,24 @@ from interlink.errors import (
 )
 from interlink.intake import Item
 from interlink.service import DeliveryFilter, Hub
-from interlink.web.deps import ADMIN_TOKEN_ENV, operator, reader, source_system
+from interlink.web.boundary import HostPolicy, TrustBoundary, is_loopback
+from interlink.web.deps import (
+    DocumentReader,
+    management_configured,
+    operator,
+    reader,
+    source_system,
+)
 from interlink.web.routes import routers
+from interlink.web.security_headers import SecurityHeaders
+from interlink.web.uploads import BodyLimit
 
 log = logging.getLogger("interlink.api")
 
-# A whole request body; each document inside has its own, smaller limit.
+# The defaults of a whole request body and of a batch's items; the topology's
+# `engine.max_request_bytes` and `engine.max_batch_items` set them (docs/api.md, Limits).
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+MAX_BATCH_ITEMS = 10_000
 
 
 def _json(content: Any, status: int) -> Response:
@@ -81,16 +94,29 @@ class DocumentIn(BaseModel):
     payload: dict[str, Any]
 
 
-def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
+def create_app(
+    hub: Hub, *, workers: bool = True, insecure: bool = False, listen_host: str | None = None
+) -> FastAPI:
+    """The API and console over ``hub``.
+
+    ``insecure`` (``serve --insecure``, loopback only) lets management calls through without
+    a token. ``listen_host`` is the address served on (default: the topology's ``listen``);
+    with ``allowed_hosts`` it decides which ``Host`` headers are answered.
+    """
     topology = hub.topology
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not os.environ.get(ADMIN_TOKEN_ENV):
+        if insecure:
             log.warning(
-                "%s is not set: the management API (re-push, pause, reads) is open to anyone "
-                "who can reach this server",
-                ADMIN_TOKEN_ENV,
+                "INSECURE (--insecure): management calls (re-push, pause, resume, contract "
+                "publish, reads of every system's documents) need no token; anyone who can "
+                "reach this address may make them"
+            )
+        elif not management_configured(topology):
+            log.warning(
+                "no management credential is set (INTERLINK_ADMIN_TOKEN, or a user's "
+                "token_env): management calls are refused to everyone"
             )
         stop = asyncio.Event()
         tasks = []
@@ -108,6 +134,10 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         version=__version__,
         description="Durable intake and reliable delivery between business systems.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN; ours serve packaged
+        # copies under a strict CSP (interlink.web.routes.apidocs).
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(InterlinkError)
@@ -172,8 +202,11 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         source: Annotated[System, Depends(source_system)],
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Response:
-        body = await _read_body(request)
-        items, errors, batch = _parse_documents(body, request.headers.get("content-type", ""))
+        limits = topology.engine
+        body = await _read_body(request, limits.max_request_bytes)
+        items, errors, batch = _parse_documents(
+            body, request.headers.get("content-type", ""), limits.max_batch_items
+        )
         if batch and idempotency_key is not None:
             raise InputError("Idempotency-Key applies to a single document, not a batch")
         if not batch:
@@ -195,21 +228,23 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
 
     # -- documents and deliveries ----------------------------------------------------------
 
+    # A system's token reads what that system submitted; a person's (viewer and up) everything.
+
     @app.get("/api/v1/documents/{document_id}", summary="A document with its deliveries")
-    def get_document(document_id: str, _who: Annotated[str, Depends(reader)]) -> dict[str, Any]:
-        return hub.document(document_id).to_json()
+    def get_document(document_id: str, who: DocumentReader) -> dict[str, Any]:
+        return hub.document(document_id, source=who.source).to_json()
 
     @app.get("/api/v1/documents", summary="Documents by business key")
     def find_documents(
-        _who: Annotated[str, Depends(reader)],
+        who: DocumentReader,
         key: str,
         type: str | None = None,
     ) -> dict[str, Any]:
-        return {"items": [d.to_json() for d in hub.documents(key, type)]}
+        return {"items": [d.to_json() for d in hub.documents(key, type, source=who.source)]}
 
     @app.get("/api/v1/deliveries", summary="Deliveries, newest first, paged by id")
     def list_deliveries(
-        _who: Annotated[str, Depends(reader)],
+        who: DocumentReader,
         flow: str | None = None,
         status: str | None = None,
         reason: str | None = None,
@@ -220,17 +255,15 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
         f = _filter(flow, status, reason, key, since, until)
-        items = hub.deliveries(f, before=before, limit=limit)
+        items = hub.deliveries(f, before=before, limit=limit, source=who.source)
         return {
             "items": [d.to_json() for d in items],
             "next": items[-1].id if len(items) == limit else None,
         }
 
     @app.get("/api/v1/deliveries/{delivery_id}", summary="A delivery with its attempts")
-    def get_delivery(
-        delivery_id: DeliveryId, _who: Annotated[str, Depends(reader)]
-    ) -> dict[str, Any]:
-        return hub.delivery(delivery_id).to_json(with_attempts=True)
+    def get_delivery(delivery_id: DeliveryId, who: DocumentReader) -> dict[str, Any]:
+        return hub.delivery(delivery_id, source=who.source).to_json(with_attempts=True)
 
     @app.post("/api/v1/deliveries/{delivery_id}/repush", summary="Re-push one delivery")
     def repush_one(
@@ -308,8 +341,50 @@ def create_app(hub: Hub, *, workers: bool = True) -> FastAPI:
 
     for router in routers():
         app.include_router(router)
+    # Every body bounded before any route reads it (docs/api.md, Limits).
+    app.add_middleware(
+        BodyLimit,
+        limit=topology.engine.max_request_bytes,
+        wide=max(topology.engine.max_request_bytes, topology.engine.max_upload_bytes),
+        wide_prefixes=("/api/v1/reconcile/",),
+    )
+    # Outermost: a request for another host name, or a state change a browser could forge
+    # cross-site, is refused before anything else reads it (interlink.web.boundary).
+    host = listen_host if listen_host is not None else topology.listen_address()[0]
+    if insecure and not is_loopback(host):
+        raise InputError(f"insecure mode is allowed only on a loopback address, not {host}")
+    app.add_middleware(
+        TrustBoundary,
+        hosts=HostPolicy(host, topology.allowed_hosts),
+        takes_files=_file_routes(app),
+    )
+    # Around everything, refusals included: CSP, no framing, nosniff, no referrer
+    # (interlink.web.security_headers).
+    app.add_middleware(SecurityHeaders, https=topology.secure_cookies)
     app.state.hub = hub
+    app.state.insecure = insecure
     return app
+
+
+def _file_routes(app: FastAPI) -> Callable[[dict[str, Any]], bool]:
+    """Whether a request goes to an operation that takes a file: multipart/form-data in its
+    request body in the OpenAPI document (read once, on first use)."""
+    found: list[tuple[str, re.Pattern[str]]] | None = None
+
+    def takes_files(scope: dict[str, Any]) -> bool:
+        nonlocal found
+        if found is None:
+            found = [
+                (method.upper(), compile_path(path)[0])
+                for path, operations in app.openapi().get("paths", {}).items()
+                for method, operation in operations.items()
+                if isinstance(operation, dict)
+                and "multipart/form-data" in operation.get("requestBody", {}).get("content", {})
+            ]
+        method, path = scope.get("method", ""), scope.get("path", "")
+        return any(m == method and pattern.match(path) for m, pattern in found)
+
+    return takes_files
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -338,11 +413,14 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 _ERRORS = {
     "400": "Bad input: malformed JSON, a bad filter or time, an action not allowed now",
-    "401": "No token, or a token nobody owns",
-    "403": "The token's system (or the user's role) may not do this",
+    "401": "No token, or a token nobody holds",
+    "403": "A valid token without the right: the message names the role the call needs (a "
+    "system's token submits its own types and reads its own documents only)",
     "404": "No such document, delivery, flow or system",
     "409": "Conflicts with what is stored (an Idempotency-Key reused)",
     "413": "Over the size limit",
+    "415": "A state-changing call not sent as application/json (NDJSON to intake, "
+    "multipart/form-data where a file is uploaded)",
     "422": "Shape or contract violation; `problems` lists each with its JSON path",
     "503": "The store is unavailable; nothing was written",
 }
@@ -375,32 +453,43 @@ def _document_errors(schema: dict[str, Any]) -> None:
             }
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int = MAX_REQUEST_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise TooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body over {limit} bytes (engine.max_request_bytes)")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise TooLarge(f"request body over {MAX_REQUEST_BYTES} bytes")
+        if size > limit:
+            raise TooLarge(f"request body over {limit} bytes (engine.max_request_bytes)")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
+def _too_many(limit: int) -> TooLarge:
+    return TooLarge(f"a batch holds at most {limit} documents (engine.max_batch_items); split it")
+
+
 def _parse_documents(
-    body: bytes, content_type: str
+    body: bytes, content_type: str, max_items: int = MAX_BATCH_ITEMS
 ) -> tuple[list[Item], list[InterlinkError | None], bool]:
-    """Items to submit, a per-position error list (None where an item was parsed), batch?"""
+    """Items to submit, a per-position error list (None where an item was parsed), batch?
+
+    A batch over ``max_items`` is refused whole (413) before any item is built: NDJSON is
+    counted line by line while it is parsed, an array by its length once decoded.
+    """
     if not body.strip():
         raise InputError("empty body: send a JSON document, a JSON array or NDJSON")
     if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
         items: list[Item] = []
         errors: list[InterlinkError | None] = []
-        for number, line in enumerate(body.splitlines(), start=1):
+        # Lines one at a time: a list of every line of a 64 MB body is not built.
+        for number, line in enumerate(io.BytesIO(body), start=1):
             if not line.strip():
                 continue
+            if len(errors) >= max_items:
+                raise _too_many(max_items)
             try:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
@@ -419,6 +508,8 @@ def _parse_documents(
     if isinstance(value, dict):
         return [_item(value)], [None], False
     if isinstance(value, list):
+        if len(value) > max_items:
+            raise _too_many(max_items)
         items, errors = [], []
         for index, entry in enumerate(value):
             if isinstance(entry, dict):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlalchemy import Connection
 
-from interlink.model import Delivery, HoldReason, Status
+from interlink.model import DeadReason, Delivery, HoldReason, Status
 from interlink.service import DeliveryFilter
 from interlink.store import console as store
 from interlink.store import queries as q
@@ -23,7 +23,7 @@ HOUR = timedelta(hours=1)
 FINAL_AFTER = timedelta(minutes=10)
 CACHED_HOURS = 5_000
 FILTERS = ("status", "reason", "key", "since", "until")
-REASONS = [r.value for r in HoldReason] + ["rejected", "gave_up"]
+REASONS = [r.value for r in HoldReason] + [r.value for r in DeadReason]
 
 
 def _filter(ctx: Ctx, flow: str, values: dict[str, str]) -> DeliveryFilter:

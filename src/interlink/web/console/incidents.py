@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from interlink.errors import InputError
 from interlink.times import parse_time
-from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
+from interlink.web.console.auth import csrf_ok
+from interlink.web.console.render import ConsoleRoute, Ctx, Refused, operator_form, viewer
 from interlink.web.console.sections import INCIDENTS, service
+from interlink.web.uploads import FORM_OVERHEAD, file_of, read_form
 
 router = APIRouter(route_class=ConsoleRoute)
 FILTERS = ("status", "system", "flow", "since", "until", "q")
@@ -175,17 +177,28 @@ def update(
 
 @router.post("/incidents/{incident_id}/attach")
 async def attach(
-    incident_id: int,
-    ctx: Annotated[Ctx, Depends(operator_form)],
-    file: Annotated[UploadFile | None, Form()] = None,
+    incident_id: int, request: Request, ctx: Annotated[Ctx, Depends(viewer)]
 ) -> Response:
-    svc = service(ctx, INCIDENTS)
-    if svc is None:
-        return _missing(ctx)
-    if file is None or not file.filename:
-        raise InputError("choose a file to upload")
+    # The session and the role are checked before a byte of the upload is read; the form
+    # (with its CSRF token) is read afterwards, at most the attachment limit.
+    ctx.require("operator")
     from interlink.ops.incidents import MAX_ATTACHMENT_BYTES
 
-    data = await file.read(MAX_ATTACHMENT_BYTES + 1)
-    svc.attach(incident_id, file.filename, data, actor=ctx.actor)
+    form = await read_form(
+        request, MAX_ATTACHMENT_BYTES + FORM_OVERHEAD, what="an attachment upload"
+    )
+    try:
+        token = form.get("csrf")
+        if not csrf_ok(ctx.session, token if isinstance(token, str) else None):
+            raise Refused("error.csrf")
+        svc = service(ctx, INCIDENTS)
+        if svc is None:
+            return _missing(ctx)
+        file = file_of(form)
+        if file is None or not file.filename:
+            raise InputError("choose a file to upload")
+        data = await file.read(MAX_ATTACHMENT_BYTES + 1)
+        svc.attach(incident_id, file.filename, data, actor=ctx.actor)
+    finally:
+        await form.close()
     return ctx.redirect(f"/incidents/{incident_id}")

@@ -1,8 +1,8 @@
 """API routers of the capabilities beyond the core: every module here that defines
 ``router`` (a FastAPI ``APIRouter``) is included by :func:`interlink.web.api.create_app`.
 
-Handlers reach the hub with ``Depends(hub_of)`` and check access with ``Depends(reader)`` or
-``Depends(operator)`` from :mod:`interlink.web.deps`.
+Handlers reach the hub with ``Depends(hub_of)`` and check access with ``Depends(reader)``
+(viewer), ``Depends(operator)`` or ``Depends(admin)`` from :mod:`interlink.web.deps`.
 """
 
 from __future__ import annotations

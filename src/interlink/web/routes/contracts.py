@@ -9,13 +9,14 @@ from interlink.contracts.registry import DEFAULT_REPLAY
 from interlink.errors import InputError
 from interlink.service import Hub
 from interlink.times import parse_time
-from interlink.web.deps import hub_of, operator, reader
+from interlink.web.deps import admin, hub_of, operator, reader
 
 router = APIRouter()
 
 HubDep = Annotated[Hub, Depends(hub_of)]
 Reader = Annotated[str, Depends(reader)]
 Operator = Annotated[str, Depends(operator)]
+Admin = Annotated[str, Depends(admin)]
 Replay = Annotated[int, Query(ge=0, le=100_000)]
 
 
@@ -37,7 +38,7 @@ def contract(hub: HubDep, _who: Reader, document: str) -> dict[str, Any]:
 @router.post("/api/v1/contracts/{document}/check")
 def check(
     hub: HubDep,
-    _who: Reader,
+    _who: Operator,
     document: str,
     schema: Annotated[Any, Body()],
     replay: Replay = DEFAULT_REPLAY,
@@ -50,7 +51,7 @@ def check(
 @router.post("/api/v1/contracts/{document}/publish")
 def publish(
     hub: HubDep,
-    who: Operator,
+    who: Admin,
     document: str,
     body: Annotated[dict[str, Any], Body()],
 ) -> dict[str, Any]:

@@ -4,15 +4,17 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from interlink.capabilities.incidents import incidents
+from interlink.errors import InputError
 from interlink.ops.incidents import MAX_ATTACHMENT_BYTES, IncidentFilter
 from interlink.service import Hub
 from interlink.times import parse_time
 from interlink.web.deps import hub_of, operator, reader
+from interlink.web.uploads import FORM_OVERHEAD, file_of, multipart_body, read_form
 
 router = APIRouter(tags=["incidents"])
 
@@ -134,14 +136,22 @@ def change_incident(
     "/api/v1/incidents/{incident_id}/attachments",
     status_code=201,
     summary=f"Attach a file (png, jpeg, gif, webp, pdf, txt; at most {MAX_ATTACHMENT_BYTES} bytes)",
+    openapi_extra=multipart_body("png, jpeg, gif, webp, pdf or txt"),
 )
-async def attach(
-    incident_id: int, hub: HubDep, who: Operator, file: Annotated[UploadFile, File()]
-) -> dict[str, Any]:
-    # One byte over the limit is enough to refuse; never read more than that.
-    data = await file.read(MAX_ATTACHMENT_BYTES + 1)
-    await file.close()
-    return incidents(hub).attach(incident_id, file.filename or "attachment", data, who)
+async def attach(incident_id: int, request: Request, hub: HubDep, who: Operator) -> dict[str, Any]:
+    # The form is read here, after the credential: a File() parameter would be spooled first.
+    form = await read_form(
+        request, MAX_ATTACHMENT_BYTES + FORM_OVERHEAD, what="an attachment upload"
+    )
+    try:
+        file = file_of(form)
+        if file is None:
+            raise InputError("the form needs a 'file' part")
+        # One byte over the limit is enough to refuse; never read more than that.
+        data = await file.read(MAX_ATTACHMENT_BYTES + 1)
+        return incidents(hub).attach(incident_id, file.filename or "attachment", data, who)
+    finally:
+        await form.close()
 
 
 @router.get(

@@ -6,13 +6,16 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.datastructures import UploadFile
 
 from interlink.capabilities.reconcile import reconcile as reconciler
 from interlink.errors import InputError
 from interlink.reconcile.run import parse_map, parse_tolerance, resolve_period
+from interlink.reconcile.sources import check_encoding
 from interlink.service import Hub
 from interlink.web.deps import hub_of, operator, reader
+from interlink.web.uploads import file_of, multipart_body, read_form
 
 router = APIRouter()
 
@@ -33,12 +36,19 @@ async def _save(upload: UploadFile, folder: str) -> Path:
     return path
 
 
-@router.post("/api/v1/reconcile/{flow}", summary="Reconcile a flow against downstream records")
+@router.post(
+    "/api/v1/reconcile/{flow}",
+    summary="Reconcile a flow against downstream records",
+    openapi_extra=multipart_body(
+        "The downstream's export (CSV, XLSX, NDJSON); without it the flow's query endpoint "
+        "is read. At most engine.max_upload_bytes."
+    ),
+)
 async def run_reconcile(
     flow: str,
+    request: Request,
     hub: Annotated[Hub, Depends(hub_of)],
     who: Annotated[str, Depends(operator)],
-    file: Annotated[UploadFile | None, File()] = None,
     map: Annotated[str | None, Query(description="key=COL,amount=COL,...")] = None,
     encoding: Annotated[str | None, Query()] = None,
     date: Annotated[str | None, Query(description="That whole day, topology timezone")] = None,
@@ -56,8 +66,20 @@ async def run_reconcile(
     start, end = resolve_period(hub.topology.tz, date, since, until)
     if dry_run and not repush_missing:
         raise InputError("dry_run goes with repush_missing")
+    check_encoding(encoding)
+    # The export is read here, after the credential and the query were checked: a File()
+    # parameter would be spooled first, whatever its size.
+    form = None
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        limit = hub.topology.engine.max_upload_bytes
+        form = await read_form(request, limit, what="the uploaded export")
+    file = file_of(form) if form is not None else None
     with tempfile.TemporaryDirectory(prefix="interlink-upload-") as folder:
-        path = await _save(file, folder) if file is not None else None
+        try:
+            path = await _save(file, folder) if file is not None else None
+        finally:
+            if form is not None:
+                await form.close()
         name = file.filename if file is not None else None
 
         def work() -> dict[str, Any]:
@@ -71,8 +93,6 @@ async def run_reconcile(
             return body
 
         body = await asyncio.to_thread(work)
-        if file is not None:
-            await file.close()
     items = body["items"]
     body["items_total"] = len(items)
     body["items"] = items[:ITEMS_IN_ANSWER]
