@@ -122,12 +122,37 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+# Every page reports what its Content-Security-Policy refused into window.__cspViolations.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
+});
+"""
+
+
+def csp_violations(page: Any) -> list[str]:
+    found: list[str] = page.evaluate("window.__cspViolations || []")
+    return found
+
+
 @pytest.fixture
 def page(chromium: Any, site: Site) -> Iterator[Any]:
+    """A fresh page; the test fails if the page or its console reported a CSP violation."""
     context = chromium.new_context(base_url=site.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    refused: list[str] = []
     try:
-        yield context.new_page()
+        p = context.new_page()
+        p.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        yield p
+        if not p.is_closed():
+            refused.extend(csp_violations(p))
+        assert refused == [], refused
     finally:
         context.close()
 

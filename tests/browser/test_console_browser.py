@@ -126,3 +126,21 @@ def test_register_an_incident_with_a_screenshot_and_resolve_it(
     expect(page.locator("#incident-status")).to_have_text("resolved")
     expect(page.locator("ul.timeline")).to_contain_text("console:duty")
     page.screenshot(path=str(output_dir / "incident.png"), full_page=True)
+
+
+def test_no_page_breaks_its_content_security_policy(page: Any, site: Site) -> None:
+    """Every console page, the API docs included, works under the CSP and reports no
+    violation (the ``page`` fixture fails the test on any, from any page visited)."""
+    from tests.browser.conftest import csp_violations
+
+    sign_in(page, "duty")
+    for path in ("/", "/flows", "/flows/trading-treasury", "/documents", "/systems", "/activity"):
+        page.goto(path)
+        expect(page.locator("main")).to_be_visible()
+        assert csp_violations(page) == [], path
+    headers = page.request.get("/").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Interlink")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert csp_violations(page) == []

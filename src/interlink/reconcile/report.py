@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
+from interlink import csv_export
 from interlink.reconcile.matching import CATEGORIES
 
 ITEM_COLUMNS = (
@@ -64,12 +63,9 @@ def _cell(value: Any) -> str:
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(ITEM_COLUMNS)
-    for item in report["items"]:
-        writer.writerow([_cell(item.get(c)) for c in ITEM_COLUMNS])
-    return buffer.getvalue()
+    # keys and statuses come from the downstream's file: no cell may run as a formula
+    rows = ([item.get(c) for c in ITEM_COLUMNS] for item in report["items"])
+    return csv_export.to_csv(ITEM_COLUMNS, rows)
 
 
 def _md(value: Any) -> str:

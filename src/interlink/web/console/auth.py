@@ -2,9 +2,12 @@
 cookies and per-session CSRF tokens.
 
 Passwords are read from each user's ``password_env`` once, hashed with a fresh salt, and only
-the hash is kept. A session is a signed cookie (itsdangerous) carrying the user's name, a CSRF
-token and the chosen language; its key comes from ``INTERLINK_SECRET_KEY`` or, without it, a
-random key per process (sessions then end when the process restarts).
+the hash is kept. A session is a signed cookie (itsdangerous) carrying the user's name, a
+random session id, a CSRF token and the chosen language; its key comes from
+``INTERLINK_SECRET_KEY`` or, without it, a random key per process (sessions then end when the
+process restarts). The signature only says the cookie is ours: whether the session is still
+open (not logged out, not expired, same password) is the store's answer, see
+:mod:`interlink.web.console.session`.
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from interlink.config import User
+from interlink.store import sessions as store
+
+if TYPE_CHECKING:
+    from interlink.service import Hub
 
 log = logging.getLogger("interlink.console")
 
-SECRET_KEY_ENV = "INTERLINK_SECRET_KEY"
+SECRET_KEY_ENV = "INTERLINK_SECRET_KEY"  # noqa: S105 - a name, not a secret
 COOKIE = "interlink_console"
 SESSION_MAX_AGE = 12 * 3600
 ROLES = ("viewer", "operator", "admin")
@@ -44,6 +52,23 @@ def verify_password(password: str, stored: bytes) -> bool:
     return hmac.compare_digest(candidate, digest)
 
 
+def password_fingerprint(secret_key: str, name: str, password: str) -> str:
+    """What a session remembers of its user's password: an HMAC under the session key.
+
+    Not the scrypt hash, whose salt is new at every start (the fingerprint must stay the same
+    across restarts and processes while the password does); keyed, so that the store's copy
+    cannot be tested against guesses without the key.
+    """
+    message = f"console-password\0{name}\0{password}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def session_key(session_id: str) -> str:
+    """The store's key for a session: a hash of the cookie's id, so the table's rows cannot
+    be replayed as cookies."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 def may(role: str, needed: str) -> bool:
     """Does ``role`` include ``needed``? viewer < operator < admin."""
     if role not in ROLES or needed not in ROLES:
@@ -56,6 +81,7 @@ class Account:
     name: str
     role: str
     password_hash: bytes | None  # None: no password in the environment, cannot sign in
+    fingerprint: str = ""  # password_fingerprint(), "" without a password
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,7 @@ class Session:
     role: str
     csrf: str
     lang: str | None = None
+    sid: str = ""  # the session's id in the store (console_sessions, by its hash)
 
     @property
     def actor(self) -> str:
@@ -85,6 +112,8 @@ class Accounts:
     @classmethod
     def from_users(cls, users: list[User], environ: dict[str, str] | None = None) -> Accounts:
         env = os.environ if environ is None else environ
+        key = env.get(SECRET_KEY_ENV)
+        secret_key = key or secrets.token_urlsafe(32)
         accounts: dict[str, Account] = {}
         for user in users:
             password = env.get(user.password_env) if user.password_env else None
@@ -95,16 +124,18 @@ class Accounts:
                     user.password_env or "password_env in the topology",
                 )
             accounts[user.name] = Account(
-                user.name, user.role, hash_password(password) if password else None
+                user.name,
+                user.role,
+                hash_password(password) if password else None,
+                password_fingerprint(secret_key, user.name, password) if password else "",
             )
-        key = env.get(SECRET_KEY_ENV)
         if users and not key:
             log.warning(
                 "%s is not set: console sessions are signed with a random key and end when "
                 "this process restarts",
                 SECRET_KEY_ENV,
             )
-        return cls(accounts, key or secrets.token_urlsafe(32), ephemeral_key=not key)
+        return cls(accounts, secret_key, ephemeral_key=not key)
 
     @property
     def serializer(self) -> URLSafeTimedSerializer:
@@ -118,14 +149,18 @@ class Accounts:
         return account if verify_password(password, account.password_hash) else None
 
     def new_session(self, account: Account, lang: str | None = None) -> Session:
-        return Session(account.name, account.role, secrets.token_urlsafe(24), lang)
+        return Session(
+            account.name, account.role, secrets.token_urlsafe(24), lang, secrets.token_urlsafe(32)
+        )
 
     def dump(self, session: Session) -> str:
-        return self.serializer.dumps({"u": session.user, "c": session.csrf, "l": session.lang})
+        return self.serializer.dumps(
+            {"u": session.user, "c": session.csrf, "l": session.lang, "s": session.sid}
+        )
 
     def load(self, cookie: str | None) -> Session | None:
         """The session a cookie carries, or None if it is missing, forged, expired or its user
-        is gone from the topology."""
+        is gone from the topology. Whether it is still open is for the store to say."""
         if not cookie:
             return None
         try:
@@ -135,10 +170,47 @@ class Accounts:
         if not isinstance(data, dict):
             return None
         account = self.accounts.get(str(data.get("u")))
-        if account is None or account.password_hash is None or not data.get("c"):
+        if account is None or account.password_hash is None:
+            return None
+        if not data.get("c") or not data.get("s"):  # cookies from before revocable sessions
             return None
         lang = data.get("l")
-        return Session(account.name, account.role, str(data["c"]), lang if lang else None)
+        return Session(
+            account.name, account.role, str(data["c"]), lang if lang else None, str(data["s"])
+        )
+
+
+def open_session(hub: Hub, account: Account, session: Session) -> None:
+    """Record a new session in the store, where logout can end it."""
+    now = hub.clock.now()
+    hub.store.write_sync(
+        lambda conn: store.open_session(
+            conn,
+            session_id=session_key(session.sid),
+            user=account.name,
+            password=account.fingerprint,
+            created=now,
+            expires=now + timedelta(seconds=SESSION_MAX_AGE),
+        )
+    )
+
+
+def session_is_open(hub: Hub, accounts: Accounts, session: Session) -> bool:
+    """Is the session in the store, not revoked, not expired, and begun with the password the
+    user has now? One primary-key read a request: not cached, so a logout on any process
+    ends the session on every process at once."""
+    account = accounts.accounts.get(session.user)
+    if account is None or not account.fingerprint:
+        return False
+    row = hub.store.read_sync(lambda conn: store.get_session(conn, session_key(session.sid)))
+    if row is None or row.revoked is not None or row.expires <= hub.clock.now():
+        return False
+    return row.username == account.name and hmac.compare_digest(row.password, account.fingerprint)
+
+
+def close_session(hub: Hub, session: Session) -> None:
+    now = hub.clock.now()
+    hub.store.write_sync(lambda conn: store.revoke_session(conn, session_key(session.sid), now))
 
 
 def csrf_ok(session: Session, token: str | None) -> bool:

@@ -29,6 +29,8 @@ EN: dict[str, str] = {
     "login.no_users": "No console users are configured, so nobody can sign in.",
     "login.how": "Add users to the topology file and set their passwords in the environment:",
     "login.expired": "Please sign in.",
+    "login.throttled": "Too many failed sign-ins. Try again in {minutes} min.",
+    "login.cross_site": "Sign in from this console's own sign-in page.",
     "error.title": "Something is not right",
     "error.forbidden": "Your role ({role}) may not do this; it needs {needed}.",
     "error.csrf": "This form has expired or did not come from this console. Reload the page "
@@ -217,6 +219,8 @@ ZH: dict[str, str] = {
     "login.no_users": "尚未配置控制台用户，无法登录。",
     "login.how": "请在拓扑文件中添加用户，并在环境变量中设置密码：",
     "login.expired": "请登录。",
+    "login.throttled": "登录失败次数过多，请 {minutes} 分钟后再试。",
+    "login.cross_site": "请从本控制台的登录页登录。",
     "error.title": "出了点问题",
     "error.forbidden": "您的角色（{role}）无权执行此操作，需要 {needed}。",
     "error.csrf": "表单已过期或并非来自本控制台。请刷新页面后重试。",

@@ -16,7 +16,9 @@ A page module defines ``router = APIRouter(route_class=ConsoleRoute)`` and handl
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -31,8 +33,9 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from interlink.errors import InterlinkError
+from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import Hub
-from interlink.web.console.auth import COOKIE, Accounts, Session, csrf_ok
+from interlink.web.console.auth import COOKIE, Accounts, Session, csrf_ok, session_is_open
 from interlink.web.console.i18n import LANGUAGES, normalise, pick_language, translate
 
 HERE = Path(__file__).parent
@@ -45,6 +48,9 @@ FLASH_KEYS = {
     "maintenance.cancelled",
 }
 FLASH_VALUES = ("count", "id", "flow", "state")
+# A number the console put in a redirect: digits only, and not a page of them.
+_NUMBER = re.compile(r"[0-9]{1,19}")
+_REASONS = {r.value for r in HoldReason} | {r.value for r in DeadReason}
 TEMPLATES = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(["html", "svg"]),
@@ -146,12 +152,26 @@ class Ctx:
 
     def flash(self) -> str | None:
         """The message a redirect after an action asked for (``?msg=KEY&count=..``): only
-        catalogue keys, so a link cannot put words of its own on the page."""
-        key = self.request.query_params.get("msg")
+        catalogue keys filled with numbers, flow names and delivery states, so a link cannot
+        put words of its own on the page ("call this number"). Anything else shows nothing."""
+        query = self.request.query_params
+        key = query.get("msg")
         if not key or key not in FLASH_KEYS:
             return None
-        values = {k: self.request.query_params.get(k, "") for k in FLASH_VALUES}
+        values = {k: query.get(k, "") for k in FLASH_VALUES}
+        if not all(self._flash_value(k, v) for k, v in values.items()):
+            return None
         return self.t(key, **values)
+
+    def _flash_value(self, name: str, value: str) -> bool:
+        if value == "":
+            return True  # the message does not use it
+        if name in ("count", "id"):
+            return _NUMBER.fullmatch(value) is not None
+        if name == "flow":
+            return value in self.hub.topology.flows
+        status, _, reason = value.partition(": ")  # Delivery.state: "held: paused"
+        return status in {s.value for s in Status} and (not reason or reason in _REASONS)
 
     def redirect(self, url: str, **query: Any) -> RedirectResponse:
         if query:
@@ -170,13 +190,15 @@ def _language(request: Request, session: Session | None) -> str:
 def _ctx(request: Request) -> Ctx:
     state = state_of(request)
     session = state.accounts.load(request.cookies.get(COOKIE))
+    if session is not None and not session_is_open(state.hub, state.accounts, session):
+        session = None  # logged out, expired, or the password changed since
     if session is None:
         target = request.url.path
         raise Redirect("/login" + (f"?{urlencode({'next': target})}" if target != "/" else ""))
     ctx = Ctx(request, state.hub, session, _language(request, session), state)
     wanted = normalise(request.query_params.get("lang"))
     if wanted and wanted != session.lang:
-        ctx.session = Session(session.user, session.role, session.csrf, wanted)
+        ctx.session = dataclasses.replace(session, lang=wanted)
         ctx.new_cookie = state.accounts.dump(ctx.session)
     request.state.console_ctx = ctx
     return ctx
@@ -211,14 +233,10 @@ async def admin_form(request: Request) -> Ctx:
 
 
 def set_session_cookie(request: Request, response: Response, value: str) -> None:
-    response.set_cookie(
-        COOKIE,
-        value,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    # Secure when the topology says the console is reached over https (behind a proxy that
+    # ends TLS this process sees http), or when this request came over https itself.
+    secure = state_of(request).hub.topology.secure_cookies or request.url.scheme == "https"
+    response.set_cookie(COOKIE, value, httponly=True, samesite="lax", secure=secure, path="/")
 
 
 def error_page(
