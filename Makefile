@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo test lint audit unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+
+# Known vulnerabilities in the installed dependencies (PyPI's advisory data). Fails on any
+# finding not accepted in .ci/audit-accepted (one id a line, each with its reason).
+audit: $(STAMP)
+	$(VENV)/bin/pip-audit --skip-editable --progress-spinner off \
+	  $$(grep -o '^[A-Za-z0-9][A-Za-z0-9-]*' .ci/audit-accepted | sed 's/^/--ignore-vuln /')
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider

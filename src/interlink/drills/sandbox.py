@@ -130,7 +130,7 @@ class Sandbox:
         self.system = system
         self.steps = list(steps)
         self.timeout = timeout
-        self.rng = random.Random(f"{seed}:{system}")
+        self.rng = random.Random(f"{seed}:{system}")  # noqa: S311 - reproducible faults
         self.now = now
         self.t0: float | None = None
         self.received: list[Received] = []
