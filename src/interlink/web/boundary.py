@@ -113,7 +113,11 @@ class TrustBoundary:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # Only two headers matter here; servers hand ASGI their names in lower case.
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == b"host" or name == b"content-type":
+                headers[name.decode()] = value.decode("latin-1")
         problem = self._problem(scope, headers)
         if problem is None:
             await self.app(scope, receive, send)

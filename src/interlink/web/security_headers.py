@@ -21,7 +21,6 @@ intake path pays a few microseconds, not a wrapped request.
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = "; ".join(
@@ -49,7 +48,11 @@ HSTS = ("Strict-Transport-Security", "max-age=31536000")
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
-        self.headers = HEADERS + ((HSTS,) if https else ())
+        # Encoded once: every answer, intake's included, gets them.
+        self.headers = [
+            (name.lower().encode(), value.encode())
+            for name, value in HEADERS + ((HSTS,) if https else ())
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,10 +61,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
-                    if name not in headers:  # a page's own, stricter or looser, stays
-                        headers.append(name, value)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # a page's own header, stricter or looser, stays
+                headers.extend(h for h in self.headers if h[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
