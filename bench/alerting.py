@@ -32,10 +32,11 @@ from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from interlink.capabilities.alerts import alerts
+from interlink.features.alerts.service import alerts
 from interlink.config import load
 from interlink.intake import Item
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 FLOW = "trading-treasury"
 
@@ -111,7 +112,7 @@ async def run(directory: Path, url: str, smtp_port: int, docs: int, seconds: flo
               alerting: bool) -> dict[str, float]:  # fmt: skip
     for name in ("bench.db", "bench.db-wal", "bench.db-shm"):
         (directory / name).unlink(missing_ok=True)
-    hub = Hub(load(topology(directory, url, smtp_port)))
+    hub = Hub(load(topology(directory, url, smtp_port)), features=FEATURES)
     source = hub.topology.systems["trading"]
     for start in range(0, docs, 1000):
         items = [

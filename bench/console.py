@@ -39,6 +39,7 @@ from interlink.config import load
 from interlink.service import Hub
 from interlink.store.schema import attempts, deliveries
 from interlink.web.api import create_app
+from interlink.features.registry import FEATURES
 
 FLOW = "orders-ledger"
 TOPOLOGY = """\
@@ -176,7 +177,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "interlink.yaml"
         path.write_text(TOPOLOGY)
-        hub = Hub(load(path))
+        hub = Hub(load(path), features=FEATURES)
         try:
             have = hub.store.read_sync(
                 lambda conn: conn.execute(select(func.count()).select_from(deliveries)).scalar()

@@ -24,13 +24,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from interlink.capabilities.contracts import contracts
+from interlink.features.contracts.service import contracts
 from interlink.config import load
-from interlink.contracts.diff import compare
-from interlink.contracts.impact import assess
+from interlink.features.contracts.diff import compare
+from interlink.features.contracts.impact import assess
 from interlink.example import EXAMPLE_CONTRACTS
 from interlink.intake import Item
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 INTAKE = """\
 timezone: UTC
@@ -74,7 +75,7 @@ async def intake_rate(with_contract: bool, total: int, batch: int, run: int) -> 
         (base / "payment_order.json").write_text(EXAMPLE_CONTRACTS["contracts/payment_order.json"])
         text = INTAKE.format(extra=CONTRACTED if with_contract else "")
         (base / "interlink.yaml").write_text(text)
-        hub = Hub(load(base / "interlink.yaml"))
+        hub = Hub(load(base / "interlink.yaml"), features=FEATURES)
         try:
             source = hub.topology.systems["trading"]
             items = [Item("payment_order", order(i, run)) for i in range(total)]
@@ -211,7 +212,7 @@ async def check_time(runs: int) -> dict[str, Any]:
     properties, depth = count(schema)
     proposed = mutate(schema, rng, 25)
     with tempfile.TemporaryDirectory() as folder:
-        hub = Hub(load(network(Path(folder), schema, rng)))
+        hub = Hub(load(network(Path(folder), schema, rng)), features=FEATURES)
         try:
             source = hub.topology.systems["trading"]
             for start in range(0, 1000, 500):

@@ -48,6 +48,7 @@ from throughput import TOKEN, payload, reset, stats, topology
 from interlink.config import load
 from interlink.intake import Item
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 TRANSACTION = "BEGIN, COMMIT/ROLLBACK"
 PING = "SELECT 1 (pool pre-ping)"
@@ -267,7 +268,7 @@ async def run_store(store: str, docs: int, receiver: str, pg: str) -> None:
             name, url = pg_database(pg)
             os.environ["INTERLINK_DATABASE_URL"] = url
         try:
-            hub = Hub(load(directory / "interlink.yaml"))
+            hub = Hub(load(directory / "interlink.yaml"), features=FEATURES)
             try:
                 with contextlib.closing(Meter(directory, url)) as meter:
                     await report(store, hub, meter, docs, receiver)

@@ -30,11 +30,12 @@ from sqlalchemy import update
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from receiver import ReceiverProcess
 
-from interlink.capabilities.maintenance import maintenance
+from interlink.features.maintenance.service import maintenance
 from interlink.config import load
 from interlink.intake import Item
-from interlink.ops.tables import maintenance_windows
+from interlink.features.maintenance.tables import maintenance_windows
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 FLOW = "trading-treasury"
 
@@ -82,7 +83,7 @@ async def count(hub: Hub) -> dict[str, object]:
 async def run(n: int, rate: int, window_on: bool = True) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp, ReceiverProcess() as receiver:
         directory = Path(tmp)
-        hub = Hub(load(topology(directory, receiver.url, rate)))
+        hub = Hub(load(topology(directory, receiver.url, rate)), features=FEATURES)
         service = maintenance(hub)
         now = hub.clock.now()
         # Without the window (--baseline) the engine is started after the submissions: the

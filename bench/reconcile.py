@@ -28,11 +28,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from interlink.capabilities.reconcile import reconcile
+from interlink.features.reconcile.service import reconcile
 from interlink.clock import FakeClock
 from interlink.config import load
-from interlink.reconcile.sources import read_file
+from interlink.features.reconcile.sources import read_file
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 TOPOLOGY = """\
 timezone: Asia/Shanghai
@@ -78,7 +79,7 @@ def build(folder: Path, n: int, shuffle: bool) -> tuple[Path, Path, dict[str, in
     if db.exists():
         db.unlink()
     config.write_text(TOPOLOGY.format(db=db))
-    Hub(load(config)).store.close()  # migrate
+    Hub(load(config), features=FEATURES).store.close()  # migrate
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
@@ -211,7 +212,7 @@ def main() -> None:
     print(f"export: {export.stat().st_size / 1e6:.1f} MB; expected {expected}")
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    hub = Hub(load(config), clock=FakeClock())
+    hub = Hub(load(config), clock=FakeClock(), features=FEATURES)
     service = reconcile(hub)
     since, until = DAY, DAY + timedelta(days=1)
     t0 = time.perf_counter()

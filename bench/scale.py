@@ -32,6 +32,7 @@ from throughput import TOKEN, ceiling, payload, reset, stats, topology
 from interlink.config import load
 from interlink.intake import Item
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 
 # The PostgreSQL server benchmarks make their databases on (INTERLINK_TEST_PG, as the tests).
@@ -69,7 +70,7 @@ async def run_once(
             env["INTERLINK_DATABASE_URL"] = url
             os.environ["INTERLINK_DATABASE_URL"] = url
         try:
-            hub = Hub(load(directory / "interlink.yaml"))
+            hub = Hub(load(directory / "interlink.yaml"), features=FEATURES)
             source = hub.topology.systems["trading"]
             for start in range(0, docs, 500):
                 items = [Item("payment_order", payload(i)) for i in range(start, start + 500)]

@@ -36,6 +36,7 @@ from receiver import ReceiverProcess
 from interlink.config import load
 from interlink.intake import Item
 from interlink.service import Hub
+from interlink.features.registry import FEATURES
 
 TOKEN = "bench-token"
 # `interlink serve` refuses to start without a management credential; reads use it too.
@@ -115,7 +116,7 @@ async def end_to_end(directory: Path, url: str, n: int) -> tuple[float, float, f
     """Bulk submit (in-process intake, batches of 500), then deliver everything."""
     async with aiohttp.ClientSession() as session:
         await reset(session, url)
-    hub = Hub(load(topology(directory, url)))
+    hub = Hub(load(topology(directory, url)), features=FEATURES)
     source = hub.topology.systems["trading"]
     t0 = time.perf_counter()
     for start in range(0, n, 500):
@@ -162,7 +163,7 @@ async def serve(hub: Hub, workers: bool) -> tuple[object, asyncio.Task[None], st
 async def intake_api(directory: Path, url: str, n: int) -> float:
     """Intake alone through the HTTP API, batches of 500, 4 clients at once."""
     (directory / "bench.db").unlink(missing_ok=True)
-    hub = Hub(load(topology(directory, url)))
+    hub = Hub(load(topology(directory, url)), features=FEATURES)
     server, task, api = await serve(hub, workers=False)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     batches = [
@@ -260,7 +261,7 @@ async def rss_pending(directory: Path, url: str, n: int) -> dict[str, float]:
     resumed, and serve's peak resident memory (VmHWM) is read after it has worked for 8 s.
     """
     (directory / "bench.db").unlink(missing_ok=True)
-    hub = Hub(load(topology(directory, url)))
+    hub = Hub(load(topology(directory, url)), features=FEATURES)
     hub.pause("trading-treasury", actor="bench")
     source = hub.topology.systems["trading"]
     t0 = time.perf_counter()

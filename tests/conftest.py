@@ -13,6 +13,7 @@ import pytest
 
 from interlink.clock import FakeClock
 from interlink.config import Topology, load
+from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from interlink.transports.http import HttpTransport
 from tests.receiver import Receiver
@@ -178,7 +179,7 @@ def topology(
 
 @pytest.fixture
 async def hub(topology: Topology, clock: FakeClock, database: str) -> AsyncIterator[Hub]:
-    h = Hub(topology, clock=clock, transport=HttpTransport())
+    h = Hub(topology, clock=clock, transport=HttpTransport(), features=FEATURES)
     yield h
     await h.close()
 
@@ -307,7 +308,7 @@ async def make_hub(
 
     def make(text: str = TOPOLOGY) -> Hub:
         topology = write_topology(text.format(treasury=treasury.url, finance=finance.url))
-        h = Hub(topology, clock=clock, transport=HttpTransport())
+        h = Hub(topology, clock=clock, transport=HttpTransport(), features=FEATURES)
         made.append(h)
         return h
 

@@ -353,7 +353,7 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     except jsonschema.SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path)
         return f"{e.message}" + (f" (at {where})" if where else "")
-    from interlink.contracts.validation import pattern_problems
+    from interlink.validation import pattern_problems
 
     # Patterns run on RE2 at intake: one it cannot run is refused here, with the file's line.
     unsafe = pattern_problems(schema)
@@ -570,10 +570,6 @@ class Topology(BaseModel):
             return target.concurrency
         return self.engine.concurrency
 
-    def flow_rate(self, flow: Flow) -> float | None:
-        target = self.systems.get(flow.target)
-        return flow.rate or (target.rate if target else None)
-
     def downstream_url(self, flow: Flow) -> str:
         target = self.systems.get(flow.target)
         if target is None or not target.url:
@@ -607,7 +603,7 @@ def load(path: str | os.PathLike[str]) -> Topology:
     return loads(text, name)
 
 
-def read_mapping(text: str, path: str, reader: _Reader, expected: str) -> dict[str, Any]:
+def read_mapping(text: str, path: str, reader: YamlReader, expected: str) -> dict[str, Any]:
     """YAML text → a mapping, with every key's line in ``reader``; syntax errors as
     ``file:line: message``. Shared by the topology and the drill files."""
     try:
@@ -627,7 +623,7 @@ def read_mapping(text: str, path: str, reader: _Reader, expected: str) -> dict[s
 
 
 def loads(text: str, path: str = DEFAULT_CONFIG_PATH) -> Topology:
-    reader = _Reader()
+    reader = YamlReader()
     data = read_mapping(
         text, path, reader, "the topology must be a mapping of settings (systems:, flows:, ...)"
     )
@@ -640,14 +636,15 @@ def loads(text: str, path: str = DEFAULT_CONFIG_PATH) -> Topology:
         topology = Topology.model_validate(data, context={"base_dir": absolute.parent})
     except ValidationError as e:
         for error in e.errors():
-            reader.problem(tuple(error["loc"]), _message(error))
+            reader.problem(tuple(error["loc"]), validation_message(error))
         topology = None
     if reader.problems or topology is None:
         raise ConfigError(reader.render(path))
     return topology
 
 
-def _message(error: Any) -> str:
+def validation_message(error: Any) -> str:
+    """One pydantic error as a topology (or drill) file states it."""
     if error["type"] == "extra_forbidden":
         return "unknown key"
     if error["type"] == "missing":
@@ -663,8 +660,10 @@ def _dotted(loc: Iterable[str | int]) -> str:
     return out
 
 
-class _Reader:
-    """Turns composed YAML nodes into plain data, remembering the line of every key path."""
+class YamlReader:
+    """Turns composed YAML nodes into plain data, remembering the line of every key path.
+
+    Public: the drill files and the contract linter read their YAML through it too."""
 
     def __init__(self) -> None:
         self.lines: dict[PathKey, int] = {(): 1}
@@ -743,7 +742,7 @@ class _Reader:
         return out
 
 
-def _prepare(data: dict[str, Any], reader: _Reader) -> None:
+def _prepare(data: dict[str, Any], reader: YamlReader) -> None:
     """Fill in names from mapping keys and refuse keys reserved for code."""
     for key in _RESERVED[()] & data.keys():
         reader.problem((key,), "unknown key")
@@ -769,7 +768,7 @@ def _prepare(data: dict[str, Any], reader: _Reader) -> None:
             entry["name"] = name
 
 
-def _cross_check(data: dict[str, Any], reader: _Reader) -> None:
+def _cross_check(data: dict[str, Any], reader: YamlReader) -> None:
     """References between sections; each check runs only where the shape allows it."""
     systems = data.get("systems")
     documents = data.get("documents")
@@ -800,7 +799,7 @@ def _cross_check(data: dict[str, Any], reader: _Reader) -> None:
                 reader.problem(("documents", name, "scenarios", i), f"duplicate scenario {label!r}")
             seen.add(str(label))
             if isinstance(scenario, dict) and "when" in scenario:
-                from interlink.contracts.scenarios import matcher_problems
+                from interlink.scenarios import matcher_problems
 
                 loc = ("documents", name, "scenarios", i, "when")
                 for where, message in matcher_problems(scenario["when"]):

@@ -34,6 +34,7 @@ from rich.text import Text
 from interlink import runner
 from interlink.clock import SystemClock
 from interlink.config import loads
+from interlink.features.registry import FEATURES
 from interlink.intake import Item
 from interlink.loopback import LoopbackServer
 from interlink.service import DeliveryFilter, Hub
@@ -213,7 +214,13 @@ class Demo:
             topology = loads(TOPOLOGY.format(**urls), path=str(Path(tmp) / "interlink.yaml"))
             # Our own store, so that INTERLINK_DATABASE_URL never points the demo elsewhere.
             store = open_store(f"sqlite:///{Path(tmp) / 'demo.db'}")
-            hub = Hub(topology, store=store, clock=SystemClock(), transport=HttpTransport())
+            hub = Hub(
+                topology,
+                store=store,
+                clock=SystemClock(),
+                transport=HttpTransport(),
+                features=FEATURES,
+            )
             stop = asyncio.Event()
             engine = asyncio.create_task(hub.engine.run(stop))
             try:

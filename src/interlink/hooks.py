@@ -8,6 +8,8 @@
   ends). It must be cheap when there is nothing to do.
 - :data:`EventListener`: ``(events) -> None``, called after the engine committed a batch of
   events (circuit opened, delivery rejected, ...). Must not block.
+- :data:`SystemWindows`: ``() -> {system: window}``, the windows open now on systems, shown
+  by the hub's status (maintenance windows).
 - :data:`Background`: ``async (stop: asyncio.Event) -> None``, a loop that runs beside the
   engine in ``serve`` (with workers) and ``worker`` until ``stop`` is set (the alerter).
 
@@ -18,17 +20,20 @@ write events (kinds listed in docs/architecture.md); alerting reads them in orde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from interlink.model import HoldReason
+
 HoldSource = Callable[[Connection, datetime], dict[str, str]]
 Housekeeper = Callable[[Connection, datetime], None]
 EventListener = Callable[[list[dict[str, Any]]], None]
 Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+SystemWindows = Callable[[], dict[str, Any]]
 
 
 @dataclass
@@ -37,8 +42,29 @@ class Hooks:
     housekeepers: list[Housekeeper] = field(default_factory=list)
     event_listeners: list[EventListener] = field(default_factory=list)
     background: list[Background] = field(default_factory=list)
+    system_windows: list[SystemWindows] = field(default_factory=list)
 
     def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
-        from interlink.engine.holds import merge_system_holds
-
         return merge_system_holds(*(source(conn, now) for source in self.hold_sources))
+
+
+# When several system holds apply, the first listed is the one a delivery shows.
+SYSTEM_HOLDS = (HoldReason.MAINTENANCE, HoldReason.DOWNSTREAM_DOWN)
+
+
+def merge_system_holds(*sources: Mapping[str, str]) -> dict[str, str]:
+    """system → the hold that wins among several sources (maintenance before down)."""
+    merged: dict[str, str] = {}
+    for source in sources:
+        for system, reason in source.items():
+            current = merged.get(system)
+            if current is None or _rank(reason) < _rank(current):
+                merged[system] = reason
+    return merged
+
+
+def _rank(reason: str) -> int:
+    try:
+        return SYSTEM_HOLDS.index(HoldReason(reason))
+    except ValueError:
+        return len(SYSTEM_HOLDS)

@@ -27,17 +27,17 @@ from sqlalchemy.exc import IntegrityError
 
 from interlink.clock import Clock
 from interlink.config import Flow, System, Topology
-from interlink.contracts.scenarios import Ambiguous, classify, distinguishing
-from interlink.contracts.validation import ContractValidator
-from interlink.engine.holds import merge_system_holds, placement
+from interlink.engine.applier import load_holds
 from interlink.errors import Conflict, Forbidden, InterlinkError, Invalid, TooLarge
 from interlink.hooks import Hooks
 from interlink.ids import new_id
 from interlink.metrics import DOCUMENTS
 from interlink.model import HoldReason, Status
+from interlink.scenarios import Ambiguous, classify, distinguishing
 from interlink.store import queries as q
 from interlink.store.db import Store
 from interlink.transports.signing import MAX_HEADER_VALUE_BYTES, header_value_problem
+from interlink.validation import ContractValidator
 
 # An Idempotency-Key is a header: printable ASCII (the IETF draft makes it a Structured Field
 # string), at most the 256 bytes any header-bound value may take.
@@ -370,8 +370,7 @@ class Intake:
                         keys_by_flow[flow.name].add(p.key)
         for flow_name, keys in keys_by_flow.items():
             waiting[flow_name] = q.keys_with_undelivered(conn, flow_name, sorted(keys))
-        flow_holds = q.flow_holds(conn)
-        system_holds = self.system_holds(conn, now)
+        holds = load_holds(conn, now, self.hooks.hold_sources)
 
         doc_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
@@ -431,11 +430,7 @@ class Intake:
                     status, reason = Status.HELD, HoldReason.UNMAPPED_SCENARIO
                     unmapped.append(flow.name)
                 else:
-                    status, reason = placement(
-                        blocked=blocked,
-                        flow_hold=flow_holds.get(flow.name),
-                        system_hold=system_holds.get(flow.target),
-                    )
+                    status, reason = holds.place(flow.name, flow.target, blocked)
                 if flow.ordered:
                     waiting[flow.name].add(p.key)
                 delivery_rows.append(
@@ -510,13 +505,6 @@ class Intake:
                 "duplicate": True,
             }
         return results
-
-    def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
-        """system → hold reason for systems whose deliveries must not be attempted now."""
-        down = {
-            row.system: "downstream_down" for row in q.load_circuits(conn) if row.state == "open"
-        }
-        return merge_system_holds(down, self.hooks.system_holds(conn, now))
 
 
 __all__ = ["Intake", "Item", "Prepared", "Result", "Status", "canonical"]

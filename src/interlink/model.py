@@ -35,6 +35,54 @@ class DeadReason(StrEnum):
     LOCAL_ERROR = "local_error"  # the request could not be built or signed on our side
 
 
+class CircuitState(StrEnum):
+    """A downstream system's circuit breaker (engine.circuit); the store keeps its text."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry for the ``events`` table: what happened, to which system and flow."""
+
+    kind: str
+    detail: dict[str, Any]
+    system: str | None = None
+    flow: str | None = None
+
+    def as_dict(self, at: datetime) -> dict[str, Any]:
+        """The shape event listeners receive (hooks.EventListener)."""
+        return {
+            "at": at,
+            "kind": self.kind,
+            "detail": self.detail,
+            "system": self.system,
+            "flow": self.flow,
+        }
+
+
+@dataclass(slots=True)
+class DeliveryUpdate:
+    """A leased delivery's next state after one attempt; applied only under its lease
+    (``id`` and ``lease_until`` select the row, the rest is written)."""
+
+    id: int
+    lease_until: datetime
+    flow: str
+    system: str
+    status: Status
+    reason: HoldReason | DeadReason | None
+    attempts: int
+    failures: int
+    first_failure_at: datetime | None
+    next_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+    updated_at: datetime
+    probe: bool = False
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

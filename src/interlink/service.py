@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
-from interlink.capabilities import install_capabilities
 from interlink.clock import Clock, SystemClock
 from interlink.config import Topology
-from interlink.engine.holds import placement
-from interlink.engine.worker import Engine
+from interlink.engine.applier import load_holds
+from interlink.engine.holds import Placed
+from interlink.engine.loop import Engine
 from interlink.errors import InputError, NotFound
 from interlink.hooks import Hooks
 from interlink.intake import Intake
-from interlink.model import DeadReason, Delivery, Document, HoldReason, Status
+from interlink.model import CircuitState, DeadReason, Delivery, Document, HoldReason, Status
 from interlink.store import queries as q
 from interlink.store.db import Store, open_store
 from interlink.times import parse_time
@@ -82,6 +83,17 @@ class DeliveryFilter:
         )
 
 
+class FeatureLike(Protocol):
+    """What a hub installs: a feature with a name that adds its service and hooks
+    (:class:`interlink.features.registry.Feature`; the core does not import it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def install(self) -> Any: ...
+
+
 class Hub:
     def __init__(
         self,
@@ -89,6 +101,7 @@ class Hub:
         store: Store | None = None,
         clock: Clock | None = None,
         transport: Transport | None = None,
+        features: Sequence[FeatureLike] = (),
     ) -> None:
         self.topology = topology
         self.store = store or open_store(topology.database_url())
@@ -97,9 +110,12 @@ class Hub:
         self.hooks = Hooks()
         self.intake = Intake(topology, self.store, self.clock, self.hooks)
         self._engine: Engine | None = None
-        # Services of the capabilities beyond the core, by name (see interlink.capabilities).
+        # The features given (the shells give interlink.features.registry.FEATURES), and
+        # their services by name; a feature not given is "not installed".
+        self.features: tuple[FeatureLike, ...] = tuple(features)
         self.capabilities: dict[str, Any] = {}
-        install_capabilities(self)
+        for feature in self.features:
+            feature.install(self)
 
     @property
     def engine(self) -> Engine:
@@ -262,13 +278,14 @@ class Hub:
                     "note": row.note,
                 }
         by_system = {row.system: row for row in circuits}
-        # The maintenance capability, when installed, knows each system's open window.
-        windows = self.capabilities.get("maintenance")
-        open_windows: dict[str, Any] = windows.active() if windows is not None else {}
+        # A feature that opens windows on systems (maintenance) reports them by hook.
+        open_windows: dict[str, Any] = {}
+        for source in self.hooks.system_windows:
+            open_windows.update(source())
         systems: dict[str, Any] = {}
         for name in self.topology.systems:
             row = by_system.get(name)
-            if row is None or row.state != "open":
+            if row is None or row.state != CircuitState.OPEN:
                 systems[name] = {"circuit": "closed", "opened_at": None, "next_probe_at": None}
             else:
                 systems[name] = {
@@ -362,18 +379,10 @@ class Hub:
         self._wake()
 
     def _requeue(self, conn: Connection, rows: list[tuple[int, str, str]], now: datetime) -> None:
-        holds = q.flow_holds(conn)
-        open_systems = {r.system for r in q.load_circuits(conn) if r.state == "open"}
+        holds = load_holds(conn, now, self.hooks.hold_sources)
         ordered_ids = [i for i, flow, _ in rows if self.topology.flows[flow].ordered]
         behind = q.with_undelivered_predecessor(conn, ordered_ids) if ordered_ids else set()
-        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-        for delivery_id, flow, system in rows:
-            status, reason = placement(
-                blocked=delivery_id in behind,
-                flow_hold=holds.get(flow),
-                system_hold=HoldReason.DOWNSTREAM_DOWN if system in open_systems else None,
-            )
-            groups[(status, reason)].append(delivery_id)
+        groups = holds.place_rows((Placed(*row) for row in rows), frozenset(behind))
         for (to_status, to_reason), ids in groups.items():
             q.set_state(conn, ids, to_status, to_reason, now, reset_failures=True)
         # A re-pushed earlier revision goes first again: later revisions of its key that are
@@ -411,8 +420,7 @@ class Hub:
 
         def write(conn: Connection) -> int:
             q.set_flow_hold(conn, flow, None, now, actor)
-            open_ = any(r.system == target and r.state == "open" for r in q.load_circuits(conn))
-            status, reason = placement(system_hold=HoldReason.DOWNSTREAM_DOWN if open_ else None)
+            status, reason = load_holds(conn, now, self.hooks.hold_sources).place(flow, target)
             released = q.move(
                 conn,
                 now,

@@ -12,6 +12,7 @@ import pytest
 from interlink.config import load
 from interlink.errors import ConfigError
 from interlink.example import write_example
+from interlink.features.registry import FEATURES
 from interlink.intake import Item
 from interlink.service import Hub
 from tests.acceptance.conftest import Run
@@ -95,7 +96,7 @@ def test_scenarios_report_and_release(
         {"order_no": n, "kind": k, "amount": "1", "currency": "CNY", "payee_account": "62"}
         for n, k in (("A", "pay"), ("B", "bonus"), ("C", "bonus"))
     ]
-    hub = Hub(load(example))
+    hub = Hub(load(example), features=FEATURES)
     try:
         trading = hub.topology.systems["trading"]
         results = hub.intake.submit_sync(trading, [Item("payment_order", o) for o in orders])

@@ -19,6 +19,7 @@ import pytest
 
 from interlink.clock import FakeClock
 from interlink.config import load
+from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from interlink.transports.http import HttpTransport
 from tests.conftest import SECRET, TOKEN, Api
@@ -73,7 +74,7 @@ class Site:
         path.write_text(
             CONSOLE_TOPOLOGY.format(treasury=self.treasury.url, finance=self.finance.url)
         )
-        self.hub = Hub(load(path), clock=self.clock, transport=HttpTransport())
+        self.hub = Hub(load(path), clock=self.clock, transport=HttpTransport(), features=FEATURES)
         self.api = await Api(self.hub).start()
         self.url = self.api.url
 

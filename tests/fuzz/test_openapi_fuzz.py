@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from interlink.clock import FakeClock
 from interlink.config import load
+from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from interlink.web.api import create_app
 
@@ -50,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (directory / "interlink.yaml").write_text(textwrap.dedent(TOPOLOGY))
     os.environ["FUZZ_TOKEN"] = TOKEN
     os.environ["INTERLINK_ADMIN_TOKEN"] = ADMIN_TOKEN
-    hub = Hub(load(directory / "interlink.yaml"), clock=FakeClock())
+    hub = Hub(load(directory / "interlink.yaml"), clock=FakeClock(), features=FEATURES)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

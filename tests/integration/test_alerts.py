@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from interlink.capabilities.alerts import alerts
-from interlink.capabilities.incidents import incidents
 from interlink.clock import FakeClock
+from interlink.features.alerts.service import RETRY, Alerter, alerts, send_test
+from interlink.features.incidents.service import incidents
 from interlink.intake import Item
-from interlink.ops.alerter import RETRY, Alerter, send_test
 from interlink.service import Hub
 from interlink.store import queries as q
 from tests.conftest import Api, pay, submit

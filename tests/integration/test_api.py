@@ -8,6 +8,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from interlink.features.registry import FEATURES
 from interlink.store.schema import deliveries, documents
 from tests.conftest import TOKEN
 
@@ -109,7 +110,7 @@ async def test_a_system_without_a_flow_for_the_type_is_forbidden(write_topology,
 
     os.environ["TEST_MEMBER_TOKEN"] = "member-token"
     try:
-        hub = Hub(topology, clock=clock, transport=HttpTransport())
+        hub = Hub(topology, clock=clock, transport=HttpTransport(), features=FEATURES)
         server = await Api(hub).start()
         try:
             status, body, _ = await server.request("POST", DOCS, json=order(), token="member-token")

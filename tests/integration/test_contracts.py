@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from interlink.capabilities.contracts import contracts
 from interlink.clock import FakeClock
-from interlink.contracts.registry import SYSTEM_ACTOR
 from interlink.errors import Conflict, Invalid, NotFound
+from interlink.features.contracts.registry import SYSTEM_ACTOR
+from interlink.features.contracts.service import contracts
+from interlink.features.registry import FEATURES
 from interlink.intake import Item
 from interlink.service import Hub
 from tests.conftest import Api
@@ -87,7 +88,9 @@ async def send(hub: Hub, *payloads: dict[str, Any]) -> list[Any]:
 def test_the_file_becomes_version_one_once(network: Hub, clock: FakeClock) -> None:
     [v1] = contracts(network).history("payment_order")
     assert (v1.version, v1.published_by, v1.schema) == (1, SYSTEM_ACTOR, ORDER)
-    other = Hub(network.topology, clock=clock)  # a second process on the same store
+    other = Hub(
+        network.topology, clock=clock, features=FEATURES
+    )  # a second process on the same store
     try:
         assert [v.version for v in contracts(other).history("payment_order")] == [1]
     finally:
@@ -171,7 +174,7 @@ async def test_a_compatible_change_publishes_without_force(network: Hub) -> None
 
 
 async def test_another_process_picks_up_a_published_version(network: Hub, clock: FakeClock) -> None:
-    other = Hub(network.topology, clock=clock)
+    other = Hub(network.topology, clock=clock, features=FEATURES)
     try:
         narrower = proposal(amount={"type": "number", "minimum": 0})
         contracts(network).publish(
@@ -185,7 +188,7 @@ async def test_another_process_picks_up_a_published_version(network: Hub, clock:
         [refused] = await send(other, {**negative, "order_no": "B2"})
         assert isinstance(refused, Invalid)
         # A restart takes the stored version too, even though the file did not change.
-        third = Hub(network.topology, clock=clock)
+        third = Hub(network.topology, clock=clock, features=FEATURES)
         try:
             [also] = await send(third, {**negative, "order_no": "B3"})
             assert isinstance(also, Invalid)
@@ -261,7 +264,7 @@ async def test_api(network: Hub) -> None:
 def test_the_migration_creates_the_table_as_declared(network: Hub) -> None:
     from sqlalchemy import inspect
 
-    from interlink.contracts.tables import contract_versions
+    from interlink.features.contracts.tables import contract_versions
 
     with network.store.reading() as conn:
         found = inspect(conn)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from interlink.capabilities.contracts import scenarios
 from interlink.errors import InputError, Invalid
+from interlink.features.contracts.service import scenarios
 from interlink.intake import Item
 from interlink.service import Hub
 from tests.conftest import Api, delivery_of, header

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from interlink.capabilities.maintenance import maintenance
 from interlink.clock import FakeClock
+from interlink.features.maintenance.service import maintenance
 from interlink.service import Hub
 from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, pay, submit
 from tests.receiver import Receiver

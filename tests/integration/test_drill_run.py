@@ -10,17 +10,18 @@ from typing import Any
 
 import pytest
 
-from interlink.capabilities.drills import drills
 from interlink.clock import FakeClock
 from interlink.config import Topology
-from interlink.drills import spec as drill_spec
-from interlink.drills.run import (
+from interlink.features.drills import spec as drill_spec
+from interlink.features.drills.run import (
     DrillRefused,
     assert_sandboxed,
     record,
     rehearse,
     sandboxed_topology,
 )
+from interlink.features.drills.service import drills
+from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from tests.receiver import Receiver
 
@@ -104,7 +105,7 @@ async def test_an_outage_drill_passes_and_never_reaches_the_real_downstream(
           alerts: [{kind: circuit_opened, system: treasury}, circuit_closed]
         """,
     )
-    report = await rehearse(spec, topology)
+    report = await rehearse(spec, topology, features=FEATURES)
     assert report["passed"], report["expectations"]
     assert treasury.requests == []  # the real url was never used
     assert report["sandboxes"]["treasury"]["url"] != treasury.url
@@ -131,7 +132,7 @@ async def test_a_violated_drill_fails_and_names_each_broken_expectation(
           alerts: [circuit_opened]
         """,
     )
-    report = await rehearse(spec, topology)
+    report = await rehearse(spec, topology, features=FEATURES)
     assert not report["passed"]
     assert check(report, "everything delivered within 3s")["status"] == "passed"  # PO-1 excepted
     dead = check(report, "PO-1 dead (gave_up)")
@@ -158,7 +159,7 @@ async def test_timeouts_throttling_and_cut_offs_are_retried_to_delivery(
           order_kept: true
         """,
     )
-    report = await rehearse(spec, topology)
+    report = await rehearse(spec, topology, features=FEATURES)
     assert check(report, "nothing lost")["status"] == "passed", report["expectations"]
     assert check(report, "order kept per key")["status"] == "passed"
     outcomes = set(report["timeline"]["outcomes"])
@@ -176,7 +177,7 @@ async def test_a_maintenance_window_needs_the_capability(
           delivered_within: 5s
         """,
     )
-    report = await rehearse(spec, topology)
+    report = await rehearse(spec, topology, features=FEATURES)
     [window] = [c for c in report["expectations"] if c["name"].startswith("maintenance window")]
     if "maintenance" in report["capabilities"]:
         assert window["status"] == "passed", window
@@ -219,8 +220,8 @@ async def test_runs_are_recorded_for_readiness_and_the_api(
         expect: {max_duplicates: 0}
         """,
     )
-    report = await rehearse(spec, topology)
-    hub = Hub(topology, clock=FakeClock())
+    report = await rehearse(spec, topology, features=FEATURES)
+    hub = Hub(topology, clock=FakeClock(), features=FEATURES)
     try:
         run_id = record(hub.store, report)
         [listed] = drills(hub).runs()

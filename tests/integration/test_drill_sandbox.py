@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from interlink.drills.sandbox import Sandbox
-from interlink.drills.spec import FaultStep
+from interlink.features.drills.sandbox import Sandbox
+from interlink.features.drills.spec import FaultStep
 
 
 class Timeline:

@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from interlink.capabilities.alerts import alerts
-from interlink.capabilities.incidents import incidents
 from interlink.clock import FakeClock
-from interlink.ops.incidents import MAX_ATTACHMENT_BYTES
+from interlink.features.alerts.service import alerts
+from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES, incidents
 from interlink.service import Hub
 from interlink.store import queries as q
 from tests.conftest import ADMIN_TOKEN, Api, pay, submit

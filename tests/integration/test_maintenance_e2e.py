@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from interlink.capabilities.maintenance import maintenance
 from interlink.clock import FakeClock
+from interlink.features.maintenance.service import maintenance
 from interlink.service import Hub
 from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, pay, submit
 from tests.receiver import Receiver

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import interlink.capabilities  # noqa: F401 - every capability's tables on the metadata
+import interlink.features.registry  # noqa: F401 - every feature's tables join the metadata
 from interlink.store.schema import metadata
 
 

@@ -13,8 +13,9 @@ from aiosmtpd.controller import Controller
 
 from interlink.clock import FakeClock
 from interlink.config import Topology
-from interlink.drills.run import record
-from interlink.readiness import check
+from interlink.features.drills.run import record
+from interlink.features.readiness.checklist import check
+from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from tests.conftest import Api
 from tests.receiver import Receiver
@@ -81,7 +82,7 @@ def ready(
 ) -> Iterator[Hub]:
     (tmp_path / "contract.json").write_text('{"type": "object"}')
     topology = write_topology(TOPOLOGY.format(treasury=treasury.url, smtp=smtp[0]))
-    hub = Hub(topology, clock=FakeClock())
+    hub = Hub(topology, clock=FakeClock(), features=FEATURES)
     yield hub
     hub.store.close()
 
@@ -154,7 +155,9 @@ async def test_a_channel_that_does_not_answer_fails_the_alerts_item(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
-    hub = Hub(write_topology(TOPOLOGY.format(treasury=treasury.url, smtp=closed)))
+    hub = Hub(
+        write_topology(TOPOLOGY.format(treasury=treasury.url, smtp=closed)), features=FEATURES
+    )
     try:
         alerts = items(await check(hub))["alert channels answer a test message"]
     finally:

@@ -13,9 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from aiohttp import web
 
-from interlink.capabilities.reconcile import reconcile
 from interlink.clock import FakeClock
-from interlink.reconcile.run import Reconciler, resolve_period
+from interlink.features.reconcile.service import Reconciler, reconcile, resolve_period
 from interlink.service import Hub
 from tests.conftest import TREASURY_FLOW, Api, pay, submit
 from tests.receiver import Received, Receiver
@@ -246,7 +245,7 @@ async def test_api_upload_runs_and_repush(
 def test_migration_matches_the_tables(tmp_path: Path) -> None:
     from sqlalchemy import inspect
 
-    from interlink.reconcile.tables import reconcile_items, reconcile_runs
+    from interlink.features.reconcile.tables import reconcile_items, reconcile_runs
     from interlink.store.db import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'm.db'}")

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from interlink.clock import FakeClock
 from interlink.config import load
 from interlink.errors import InputError, TransportError
+from interlink.features.registry import FEATURES
 from interlink.intake import Item
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import DeliveryFilter, Hub
@@ -78,7 +79,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.transport = ScriptedTransport()
-        self.hub = Hub(load(path), clock=self.clock, transport=self.transport)
+        self.hub = Hub(load(path), clock=self.clock, transport=self.transport, features=FEATURES)
         self.source = self.hub.topology.systems["trading"]
         self.held_budget: dict[int, tuple[int, int, str]] = {}
         self.submitted = 0

@@ -378,7 +378,7 @@ async def test_incident_export_escapes_formula_cells(
 
 
 def test_reconciliation_csv_escapes_formula_cells() -> None:
-    from interlink.reconcile.report import ITEM_COLUMNS, to_csv
+    from interlink.features.reconcile.report import ITEM_COLUMNS, to_csv
 
     items = [{c: text for c in ITEM_COLUMNS} for text in FORMULAS + BLANK_LED]
     items.append({c: "-12.50" for c in ITEM_COLUMNS})  # a negative amount stays a number

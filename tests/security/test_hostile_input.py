@@ -19,13 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from interlink.capabilities.contracts import contracts
 from interlink.config import ReconcileEndpoint, Topology
-from interlink.contracts.validation import ContractValidator
 from interlink.errors import ConfigError, InputError, Invalid
+from interlink.features.contracts.service import contracts
+from interlink.features.reconcile import sources
 from interlink.intake import Item
-from interlink.reconcile import sources
 from interlink.service import Hub
+from interlink.validation import ContractValidator
 from tests.acceptance.conftest import run_cli
 from tests.conftest import TOKEN, TREASURY_FLOW, Api, pay, submit
 from tests.console_support import CONSOLE_TOPOLOGY, ENV, Browser

@@ -30,6 +30,7 @@ import pytest
 from aiohttp import web
 
 from interlink.config import load
+from interlink.features.registry import FEATURES
 from interlink.intake import Item
 from interlink.service import Hub
 from tests.acceptance.test_serve import free_port
@@ -138,7 +139,7 @@ async def _report(session: aiohttp.ClientSession, url: str) -> dict | None:
 
 
 async def _backlog(directory: Path) -> None:
-    hub = Hub(load(directory / "interlink.yaml"))
+    hub = Hub(load(directory / "interlink.yaml"), features=FEATURES)
     try:
         source = hub.topology.systems["trading"]
         for start in range(0, ORDERS, 500):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from interlink.config import Topology, loads
-from interlink.ops.alerts import RULES, Aggregator, Event, Message, action, route
+from interlink.features.alerts.rules import RULES, Aggregator, Event, Message, action, route
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 

@@ -97,8 +97,11 @@ def test_example_helpers(example: Topology, monkeypatch: pytest.MonkeyPatch) -> 
     assert example.flows_to("trading") == []
     assert example.flow_concurrency(flows["trading-treasury"]) == 32
     assert example.flow_concurrency(flows["trading-finance"]) == 64
-    assert example.flow_rate(flows["trading-treasury"]) == 500.0
-    assert example.flow_rate(flows["trading-finance"]) is None
+    # A flow's own rate and its target system's are separate limits (engine.limits).
+    assert flows["trading-treasury"].rate is None
+    assert example.systems["treasury"].rate == 500.0
+    assert flows["trading-finance"].rate is None
+    assert example.systems["finance"].rate is None
     assert example.downstream_url(flows["trading-treasury"]) == "http://127.0.0.1:9101/payments"
     assert example.listen_address() == ("127.0.0.1", 8600)
     assert example.systems["treasury"].contacts_with("ops", "dev")[0].email == (

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from interlink.config import User
+from interlink.features.maintenance.console import month_grid
 from interlink.web.console import charts, graph, i18n
 from interlink.web.console.auth import Accounts, csrf_ok, hash_password, may, verify_password
-from interlink.web.console.maintenance import month_grid
 
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from interlink.contracts.diff import CONSUMER, PRODUCER, SchemaError, compare, schema_fields
+from interlink.features.contracts.diff import (
+    CONSUMER,
+    PRODUCER,
+    SchemaError,
+    compare,
+    schema_fields,
+)
 
 C, P, BOTH, NOTE = (CONSUMER,), (PRODUCER,), (CONSUMER, PRODUCER), ()
 

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from interlink.ops.deadlines import AT_RISK, MISSED, event_detail, plan_reports, stage, why
+from interlink.features.deadlines.service import (
+    AT_RISK,
+    MISSED,
+    event_detail,
+    plan_reports,
+    stage,
+    why,
+)
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

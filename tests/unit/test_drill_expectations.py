@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from interlink.drills import report as render
-from interlink.drills.expectations import (
+from interlink.features.drills import report as render
+from interlink.features.drills.expectations import (
     FAILED,
     PASSED,
     FlowPath,
@@ -20,8 +20,8 @@ from interlink.drills.expectations import (
     nothing_lost,
     order_kept,
 )
-from interlink.drills.sandbox import Received
-from interlink.drills.spec import Drill
+from interlink.features.drills.sandbox import Received
+from interlink.features.drills.spec import Drill
 
 FLOW = FlowPath("trading-treasury", "treasury", "/payments")
 

@@ -11,11 +11,11 @@ import pytest
 
 from interlink.config import load
 from interlink.config import loads as load_topology
-from interlink.drills.sandbox import decide
-from interlink.drills.spec import FaultStep, check_against, loads, render_payload
-from interlink.drills.spec import load as load_drill
 from interlink.errors import ConfigError
 from interlink.example import EXAMPLE_DRILLS, write_example
+from interlink.features.drills.sandbox import decide
+from interlink.features.drills.spec import FaultStep, check_against, loads, render_payload
+from interlink.features.drills.spec import load as load_drill
 
 TOPOLOGY = """\
 systems:

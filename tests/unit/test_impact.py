@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from interlink.config import Topology, loads
-from interlink.contracts.diff import compare
-from interlink.contracts.impact import assess, reads_field, touches
-from interlink.contracts.lint import render, warnings
+from interlink.features.contracts.diff import compare
+from interlink.features.contracts.impact import assess, reads_field, touches
+from interlink.features.contracts.lint import render, warnings
 
 ORDER: dict[str, Any] = {
     "type": "object",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from interlink.errors import InputError, TooLarge
-from interlink.ops.incidents import check_attachment, sniff
+from interlink.features.incidents.service import check_attachment, sniff
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from interlink.config import Topology
 from interlink.config import loads as load_topology
-from interlink.readiness import (
+from interlink.features.readiness.checklist import (
     FAILED,
     NOT_AVAILABLE,
     PASSED,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from interlink.reconcile.matching import (
+from interlink.features.reconcile.matching import (
     AFTER_PERIOD,
     BEFORE_PERIOD,
     Ours,

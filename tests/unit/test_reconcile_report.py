@@ -6,7 +6,13 @@ import csv
 import io
 from typing import Any
 
-from interlink.reconcile.report import ITEM_COLUMNS, summary_lines, to_csv, to_markdown, verdict
+from interlink.features.reconcile.report import (
+    ITEM_COLUMNS,
+    summary_lines,
+    to_csv,
+    to_markdown,
+    verdict,
+)
 
 
 def report(**changes: Any) -> dict[str, Any]:

@@ -11,9 +11,9 @@ import pytest
 
 from interlink.config import ReconcileColumns
 from interlink.errors import InputError
-from interlink.reconcile.matching import AFTER_PERIOD, BEFORE_PERIOD, IN_PERIOD
-from interlink.reconcile.run import parse_map, resolve_period
-from interlink.reconcile.sources import Normalizer, read_file
+from interlink.features.reconcile.matching import AFTER_PERIOD, BEFORE_PERIOD, IN_PERIOD
+from interlink.features.reconcile.service import parse_map, resolve_period
+from interlink.features.reconcile.sources import Normalizer, read_file
 
 TZ = ZoneInfo("Asia/Shanghai")
 COLUMNS = ReconcileColumns(key="order_no", amount="amount", status="status", date="booked_at")

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from interlink.config import Scenario, loads
-from interlink.contracts.coverage import Counts, build, unmapped_groups
-from interlink.contracts.scenarios import (
+from interlink.errors import ConfigError
+from interlink.features.contracts.coverage import Counts, build, unmapped_groups
+from interlink.scenarios import (
     Ambiguous,
     classify,
     compile_when,
@@ -19,7 +20,6 @@ from interlink.contracts.scenarios import (
     matches,
     when_fields,
 )
-from interlink.errors import ConfigError
 
 
 def scenario(name: str, when: dict[str, Any], direction: str = "forward") -> Scenario:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from interlink.ops import windows as wa
-from interlink.ops.windows import Window
+from interlink.features.maintenance import windows as wa
+from interlink.features.maintenance.windows import Window
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -14,8 +14,9 @@ import typer
 
 from interlink.cli import deliveries, documents, flows, push, server, setup, status
 from interlink.cli import demo as demo_command
-from interlink.cli.common import EXIT_BAD_INPUT, err
+from interlink.cli.common import EXIT_BAD_INPUT, err, use_features
 from interlink.errors import ConfigError, InterlinkError
+from interlink.features.registry import FEATURES, register_cli
 
 DEBUG_ENV = "INTERLINK_DEBUG"
 
@@ -41,21 +42,9 @@ app.add_typer(flows.app, name="flows")
 app.command("demo")(demo_command.demo)
 
 
-def _register_extensions() -> None:
-    """Command groups of later capabilities: any module here with ``register(app)``."""
-    import importlib
-    import pkgutil
-
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):  # __main__ imports this package: not a command group
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if callable(register):
-            register(app)
-
-
-_register_extensions()
+# The features' command groups, and the features every command's hub installs.
+register_cli(app)
+use_features(FEATURES)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -22,7 +22,7 @@ from rich.console import Console
 
 from interlink import times
 from interlink.config import Topology, config_path, load
-from interlink.service import DeliveryFilter, Hub
+from interlink.service import DeliveryFilter, FeatureLike, Hub
 
 EXIT_OK = 0
 EXIT_DOES_NOT_HOLD = 1
@@ -77,10 +77,25 @@ def topology(config: Path | None) -> Topology:
     return load(config_path(str(config) if config is not None else None))
 
 
+# The features a command's hub installs: interlink.features.registry.FEATURES, handed over by
+# interlink.cli when it starts (the feature commands import this module, so it cannot import
+# the registry itself without a cycle).
+_features: tuple[FeatureLike, ...] = ()
+
+
+def use_features(features: Sequence[FeatureLike]) -> None:
+    global _features
+    _features = tuple(features)
+
+
+def installed_features() -> tuple[FeatureLike, ...]:
+    return _features
+
+
 @contextlib.contextmanager
 def hub(config: Path | None) -> Iterator[Hub]:
     """A hub for one command; nothing here starts the engine or its transport."""
-    h = Hub(topology(config))
+    h = Hub(topology(config), features=_features)
     try:
         yield h
     finally:

@@ -15,6 +15,7 @@ from interlink.cli.common import ConfigOption, err, topology
 from interlink.clock import SystemClock
 from interlink.config import Topology
 from interlink.errors import InputError
+from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from interlink.transports.http import HttpTransport
 
@@ -60,7 +61,7 @@ def serve(
     default_host, default_port = topo.listen_address()
     address = host or default_host
     check_credentials(topo, address, insecure)
-    hub = Hub(topo, clock=SystemClock())
+    hub = Hub(topo, clock=SystemClock(), features=FEATURES)
     app = create_app(hub, workers=not no_workers, insecure=insecure, listen_host=address)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -119,7 +120,7 @@ def worker(config: ConfigOption = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    runner.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport())))
+    runner.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport(), features=FEATURES)))
 
 
 async def _work(hub: Hub) -> None:

@@ -57,7 +57,7 @@ def check(config: ConfigOption = None) -> None:
         f"{len(topo.flows)} flows",
         markup=False,
     )
-    from interlink.contracts.lint import render
+    from interlink.features.contracts.lint import render
 
     for warning in render(topo):
         out.print(warning, markup=False)

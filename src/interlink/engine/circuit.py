@@ -13,11 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from interlink.engine.outcome import Outcome
-
-
-class CircuitState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
+from interlink.model import CircuitState
 
 
 class Transition(StrEnum):
@@ -38,6 +34,11 @@ class Circuit:
     """The current wait between probes; doubles after each failed probe."""
     probing: bool = False
     """A probe is in flight; no second one until it reports."""
+
+    @property
+    def is_open(self) -> bool:
+        """Its system's deliveries are held (``downstream_down``): the one test for it."""
+        return self.state == CircuitState.OPEN
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,9 @@
-"""Capabilities beyond the core join a :class:`~interlink.service.Hub` here.
+"""Features beyond the core, one package each; :mod:`.registry` lists them.
 
-Every module in this package defines ``install(hub)``, which creates the capability's
-service, stores it in ``hub.capabilities[NAME]`` and appends its hooks to ``hub.hooks``
-(hold sources, housekeepers, event listeners, background loops). Each module also offers a
-typed accessor, e.g. ``maintenance(hub) -> Maintenance``, for the API, console and CLI.
+Each package holds what its feature has: ``tables.py`` (on the shared metadata; created by
+migrations under ``store/migrations/``), ``queries.py`` (its SQL), ``service.py`` (its service,
+``install(hub)`` and a typed accessor such as ``maintenance(hub) -> Maintenance``),
+``api.py`` (a FastAPI router), ``console.py`` (console pages), ``cli.py`` (``register(app)``)
+and pure modules named for their concept. The core never imports this package; the shells
+(``web``, ``cli``, ``demo``) mount what the registry lists.
 """
-
-from __future__ import annotations
-
-import importlib
-import pkgutil
-from typing import Any
-
-
-def install_capabilities(hub: Any) -> None:
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        install = getattr(module, "install", None)
-        if callable(install):
-            install(hub)

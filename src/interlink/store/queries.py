@@ -7,17 +7,25 @@ objects from :mod:`interlink.model`. Nothing above the store writes SQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, any_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from interlink.model import Attempt, Delivery, Document, HoldReason, Status
+from interlink.model import (
+    Attempt,
+    CircuitState,
+    Delivery,
+    DeliveryUpdate,
+    Document,
+    HoldReason,
+    Status,
+)
 from interlink.store.schema import (
     attempts,
     audit,
@@ -439,11 +447,11 @@ _PG_RECORD = (
     "failures = v.failures, next_at = v.next_at, lease_until = NULL, "
     "first_failure_at = v.first_failure_at, delivered_at = v.delivered_at, "
     "last_error = v.last_error, probe = v.probe, updated_at = v.updated_at "
-    "FROM json_to_recordset(%s::json) AS v(b_id bigint, b_lease timestamptz, status text, "
+    "FROM json_to_recordset(%s::json) AS v(id bigint, lease_until timestamptz, status text, "
     "reason text, attempts int, failures int, next_at timestamptz, "
     "first_failure_at timestamptz, delivered_at timestamptz, last_error text, probe bool, "
     "updated_at timestamptz) "
-    "WHERE d.id = v.b_id AND d.status = 'in_flight' AND d.lease_until = v.b_lease"
+    "WHERE d.id = v.id AND d.status = 'in_flight' AND d.lease_until = v.lease_until"
 )
 _PG_ATTEMPTS = (
     "INSERT INTO attempts (delivery_id, started_at, elapsed_ms, status_code, outcome, detail, "
@@ -464,7 +472,7 @@ _ATTEMPT_KEYS = (
 )
 
 
-def _pg_json_rows(conn: Connection, sql: str, rows: list[dict[str, Any]]) -> None:
+def _pg_json_rows(conn: Connection, sql: str, rows: Sequence[Any]) -> None:
     """Run ``sql`` with the rows as its one JSON parameter (see _PG_RECORD)."""
     conn.exec_driver_sql(sql, (orjson.dumps(rows).decode(),))
 
@@ -485,8 +493,8 @@ _RECORD_MANY_SQLITE = (
     "AND deliveries.lease_until=v.b_lease"
 )
 _RECORD_MANY_KEYS = (
-    "b_id",
-    "b_lease",
+    "id",
+    "lease_until",
     "status",
     "reason",
     "attempts",
@@ -505,11 +513,15 @@ _ATTEMPT_MANY_SQLITE = (
 
 
 def _sqlite_many(
-    conn: Connection, sql: str, keys: Sequence[str], rows: list[dict[str, Any]]
+    conn: Connection,
+    sql: str,
+    keys: Sequence[str],
+    rows: Sequence[Any],
+    get: Callable[..., Any] = itemgetter,
 ) -> None:
     per_row = "(" + ", ".join("?" * len(keys)) + ")"
     size = max(1, _CHUNK_VARIABLES // len(keys))
-    columns = itemgetter(*keys)  # a row's values in order (keys: two or more)
+    columns = get(*keys)  # a row's values in order (keys: two or more)
     # A batch's rows share a few times (its "now"): each is formatted once. Enum values go
     # as they are: sqlite3 binds a str subclass as its text.
     times: dict[datetime, str] = {}
@@ -527,16 +539,17 @@ def _sqlite_many(
         conn.exec_driver_sql(sql.format(values=", ".join([per_row] * len(chunk))), params)
 
 
-def record_outcomes(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Apply outcomes to leased deliveries; a row whose lease was lost is left alone."""
-    if not rows:
+def record_outcomes(conn: Connection, updates: Sequence[DeliveryUpdate]) -> None:
+    """Apply outcomes to leased deliveries; a row whose lease was lost is left alone.
+
+    The updates are the bind rows as they are: their ``id`` and ``lease_until`` select the
+    row (attributes on SQLite, JSON fields on PostgreSQL, where orjson writes dataclasses)."""
+    if not updates:
         return
-    for row in rows:
-        row.setdefault("probe", False)
     if conn.dialect.name == "sqlite":
-        _sqlite_many(conn, _RECORD_MANY_SQLITE, _RECORD_MANY_KEYS, rows)
+        _sqlite_many(conn, _RECORD_MANY_SQLITE, _RECORD_MANY_KEYS, updates, attrgetter)
     else:
-        _pg_json_rows(conn, _PG_RECORD, rows)
+        _pg_json_rows(conn, _PG_RECORD, updates)
 
 
 def insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -798,6 +811,12 @@ def _delivery(row: Any) -> Delivery:
 
 def load_circuits(conn: Connection) -> list[Any]:
     return list(conn.execute(select(circuits)))
+
+
+def open_circuits(conn: Connection) -> set[str]:
+    """Systems whose circuit is open."""
+    rows = conn.execute(select(circuits.c.system).where(circuits.c.state == CircuitState.OPEN))
+    return {row.system for row in rows}
 
 
 def save_circuit(conn: Connection, values: Mapping[str, Any]) -> None:

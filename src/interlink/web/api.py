@@ -31,6 +31,7 @@ from interlink.errors import (
     TooLarge,
     Unauthorized,
 )
+from interlink.features.registry import routers
 from interlink.intake import Item
 from interlink.service import DeliveryFilter, Hub
 from interlink.web.boundary import HostPolicy, TrustBoundary, is_loopback
@@ -41,7 +42,8 @@ from interlink.web.deps import (
     reader,
     source_system,
 )
-from interlink.web.routes import routers
+from interlink.web.routes import apidocs
+from interlink.web.routes import console as console_routes
 from interlink.web.security_headers import SecurityHeaders
 from interlink.web.uploads import BodyLimit
 
@@ -339,7 +341,7 @@ def create_app(
             topology.tz, flow=flow, status=status, reason=reason, key=key, since=since, until=until
         )
 
-    for router in routers():
+    for router in (apidocs.router, console_routes.router, *routers()):
         app.include_router(router)
     # Every body bounded before any route reads it (docs/api.md, Limits).
     app.add_middleware(

@@ -1,23 +1,7 @@
-"""Alerts: the alerter runs beside the engine, routing events to people by role."""
+"""Alerts: routing events to people by role.
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from interlink.ops.alerter import Alerter
-
-if TYPE_CHECKING:
-    from interlink.service import Hub
-
-NAME = "alerts"
-
-
-def install(hub: Hub) -> None:
-    alerter = Alerter(hub)
-    hub.capabilities[NAME] = alerter
-    hub.hooks.background.append(alerter.loop)
-
-
-def alerts(hub: Hub) -> Alerter:
-    alerter: Alerter = hub.capabilities[NAME]
-    return alerter
+- :mod:`.rules`: the rules, aggregation and routing; pure.
+- :mod:`.notify`: the channels (e-mail, webhook, ...).
+- :mod:`.service`: :class:`~.service.Alerter`, the loop beside the engine that reads events
+  in order and records and sends the messages.
+"""

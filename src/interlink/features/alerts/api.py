@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from interlink.capabilities.alerts import alerts
 from interlink.errors import InputError
+from interlink.features.alerts.service import alerts
 from interlink.service import Hub
 from interlink.times import parse_time
 from interlink.web.deps import hub_of, reader

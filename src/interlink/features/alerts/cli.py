@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from interlink.capabilities.alerts import alerts
 from interlink.cli.common import (
     EXIT_DOES_NOT_HOLD,
     ConfigOption,
@@ -20,7 +19,7 @@ from interlink.cli.common import (
     shorten,
 )
 from interlink.errors import InputError
-from interlink.ops.alerter import send_test
+from interlink.features.alerts.service import alerts, send_test
 
 app = typer.Typer(help="Alert messages and channels.", no_args_is_help=True, rich_markup_mode=None)
 

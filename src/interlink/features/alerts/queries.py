@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from interlink.ops.alert_tables import alert_cursor, alerts
+from interlink.features.alerts.tables import alert_cursor, alerts
 from interlink.store.schema import deliveries, events
 
 

@@ -5,7 +5,7 @@ which systems), whether repeats are folded into summaries, whether it opens an i
 the command that acts on it. :func:`route` turns an event into recipients from the topology's
 contacts; :class:`Aggregator` decides which messages go out now and which are folded into a
 summary sent when the aggregation interval ends. Nothing here does I/O or reads a clock: the
-alerter (:mod:`interlink.ops.alerter`) passes ``now``.
+alerter (:mod:`interlink.features.alerts.service`) passes ``now``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The alerter: tails ``events``, routes, aggregates, records and sends alert messages.
 
 :meth:`Alerter.run_once` is one synchronous step: read the events after the cursor, feed them
-to the :class:`~interlink.ops.alerts.Aggregator`, and in one write record the messages (one
+to the :class:`~.rules.Aggregator`, and in one write record the messages (one
 row per channel), open or join incidents and move the cursor with the aggregation state; then
 send every alert row that is due, in worker threads with timeouts, and record the outcome. A
 channel that fails is tried again after :data:`RETRY` and recorded ``failed`` after the last.
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 
-from interlink.ops import notify
-from interlink.ops.alerts import RULES, Aggregator, Event, Message, route
-from interlink.store import alerts as q
+from interlink.features.alerts import notify
+from interlink.features.alerts import queries as q
+from interlink.features.alerts.rules import RULES, Aggregator, Event, Message, route
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -46,7 +46,7 @@ POLL_SECONDS = 1.0
 
 class Sender(Protocol):
     def send(self, channel: str, target: str, to: list[str], subject: str, body: str) -> None:
-        """Send or raise :class:`~interlink.ops.notify.SendError`."""
+        """Send or raise :class:`~interlink.features.alerts.notify.SendError`."""
         ...
 
 
@@ -324,8 +324,6 @@ class Alerter:
 
 def send_test(hub: Hub) -> dict[str, str]:
     """For readiness checks: channel -> "ok" or the error, after a test message to each."""
-    from interlink.capabilities.alerts import alerts
-
     return alerts(hub).send_test()
 
 
@@ -370,3 +368,17 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, notify.SendError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+NAME = "alerts"
+
+
+def install(hub: Hub) -> None:
+    alerter = Alerter(hub)
+    hub.capabilities[NAME] = alerter
+    hub.hooks.background.append(alerter.loop)
+
+
+def alerts(hub: Hub) -> Alerter:
+    alerter: Alerter = hub.capabilities[NAME]
+    return alerter

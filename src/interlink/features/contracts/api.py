@@ -4,9 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from interlink.capabilities.contracts import contracts, scenarios
-from interlink.contracts.registry import DEFAULT_REPLAY
 from interlink.errors import InputError
+from interlink.features.contracts.registry import DEFAULT_REPLAY
+from interlink.features.contracts.service import contracts, scenarios
 from interlink.service import Hub
 from interlink.times import parse_time
 from interlink.web.deps import admin, hub_of, operator, reader

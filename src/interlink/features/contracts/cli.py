@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from interlink.capabilities.contracts import contracts, scenarios
 from interlink.cli.common import (
     EXIT_DOES_NOT_HOLD,
     ConfigOption,
@@ -23,8 +22,9 @@ from interlink.cli.common import (
     print_json,
     topology,
 )
-from interlink.contracts.registry import DEFAULT_REPLAY, parse_schema
 from interlink.errors import Conflict, InputError
+from interlink.features.contracts.registry import DEFAULT_REPLAY, parse_schema
+from interlink.features.contracts.service import contracts, scenarios
 
 contract_app = typer.Typer(
     help="Contracts: check a proposed schema, publish it, see its history.",

@@ -4,16 +4,23 @@ and the API, where a reason is recorded."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from interlink.errors import InputError
+from interlink.features.contracts.service import NAME as CONTRACTS
 from interlink.web.console.render import ConsoleRoute, Ctx, viewer, viewer_form
-from interlink.web.console.sections import CONTRACTS, service
 
 router = APIRouter(route_class=ConsoleRoute)
+
+
+def service(ctx: Ctx, name: str) -> Any | None:
+    """The feature's service, or None when it is not installed (the page says so)."""
+    return ctx.hub.capabilities.get(name)
+
+
 MAX_SCHEMA_BYTES = 1_048_576
 
 
@@ -52,7 +59,7 @@ async def check(
     svc = service(ctx, CONTRACTS)
     if svc is None:
         return _missing(ctx)
-    from interlink.contracts.registry import parse_schema
+    from interlink.features.contracts.registry import parse_schema
 
     form = await request.form()  # read here: a field named "schema" upsets pydantic models
     pasted, upload = form.get("schema"), form.get("file")

@@ -1,6 +1,6 @@
 """Scenario coverage: which agreed scenarios traffic exercised, which it never did, and what
 the unmapped documents have in common. :func:`build` is pure over counts and payloads; the
-store reads are in :mod:`interlink.store.contracts`.
+store reads are in :mod:`interlink.features.contracts.queries`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlink.config import Topology
-from interlink.contracts.scenarios import distinguishing
+from interlink.scenarios import distinguishing
 
 UNMAPPED_SAMPLE = 10_000
 

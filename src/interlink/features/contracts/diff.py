@@ -8,7 +8,7 @@ and returns every :class:`Change`. Each change says which side it breaks:
   removed or no longer required, a type widened, a constraint loosened, an enum value added,
   a sum type extended, a closed content model opened). Downstream systems built against the
   current schema may receive what they never handled. Whether a consumer really breaks depends
-  on the fields it reads (:mod:`interlink.contracts.impact`).
+  on the fields it reads (:mod:`interlink.features.contracts.impact`).
 - ``producer``: the proposed schema *refuses* something the current one admitted (a property
   added as required, a type narrowed, a constraint added or tightened, an enum value removed,
   ``additionalProperties`` closed). The upstream and any re-push of history break.

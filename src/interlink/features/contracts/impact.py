@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlink.config import Flow, Topology
-from interlink.contracts.diff import Change
+from interlink.features.contracts.diff import Change
 
 EVERYTHING = "*"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from interlink.config import Topology, _Reader
-from interlink.contracts.diff import schema_fields
-from interlink.contracts.scenarios import when_fields
+from interlink.config import Topology, YamlReader
+from interlink.features.contracts.diff import schema_fields
+from interlink.scenarios import when_fields
 
 Loc = tuple[str | int, ...]
 
@@ -32,7 +32,7 @@ def render(topology: Topology) -> list[str]:
     """The warnings as ``file:line: warning: message``, lines from the topology file."""
     lines: dict[Loc, int] = {}
     try:
-        reader = _Reader()
+        reader = YamlReader()
         root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
         if root is not None:
             reader.build(root, ())

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from interlink.contracts.tables import contract_versions
+from interlink.features.contracts.tables import contract_versions
 from interlink.model import HoldReason, Status
 from interlink.store.schema import deliveries, documents
 

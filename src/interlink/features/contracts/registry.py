@@ -23,12 +23,12 @@ import jsonschema
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from interlink.contracts import impact as impact_
-from interlink.contracts.diff import SchemaError, compare, fingerprint
-from interlink.contracts.validation import ContractValidator, pattern_problems
 from interlink.errors import ConfigError, Conflict, InputError, Invalid, NotFound
-from interlink.store import contracts as sql
+from interlink.features.contracts import impact as impact_
+from interlink.features.contracts import queries as sql
+from interlink.features.contracts.diff import SchemaError, compare, fingerprint
 from interlink.store import queries as q
+from interlink.validation import ContractValidator, pattern_problems
 
 if TYPE_CHECKING:
     from interlink.service import Hub

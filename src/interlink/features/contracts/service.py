@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from interlink.contracts import coverage
-from interlink.contracts.registry import Registry
 from interlink.errors import InputError, NotFound
-from interlink.store import contracts as sql
+from interlink.features.contracts import coverage
+from interlink.features.contracts import queries as sql
+from interlink.features.contracts.registry import Registry
 from interlink.store import queries as q
 
 if TYPE_CHECKING:

@@ -12,14 +12,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from interlink.config import Topology
+from interlink.features.deadlines import queries as sql
 from interlink.model import Status
-from interlink.store import maintenance as sql
 from interlink.store import queries as q
+
+if TYPE_CHECKING:
+    from interlink.service import Hub
 
 CHECK_EVERY = timedelta(seconds=5)
 SAMPLE = 20
@@ -150,3 +153,17 @@ class DeadlineWatch:
                     written += 1
             sql.save_reports(conn, now, report.new_at_risk, report.new_missed, report.known_missed)
         return written
+
+
+NAME = "deadlines"
+
+
+def install(hub: Hub) -> None:
+    watch = DeadlineWatch(hub.topology)
+    hub.capabilities[NAME] = watch
+    hub.hooks.housekeepers.append(watch.housekeeper)
+
+
+def deadlines(hub: Hub) -> DeadlineWatch:
+    watch: DeadlineWatch = hub.capabilities[NAME]
+    return watch

@@ -1,4 +1,4 @@
-"""Drill runs and the go-live readiness checklist.
+"""Drill runs.
 
 No ``from __future__ import annotations`` here: FastAPI reads these annotations at runtime.
 """
@@ -7,10 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from interlink.capabilities.drills import drills
-from interlink.config import parse_duration
-from interlink.errors import InputError
-from interlink.readiness import DEFAULT_DRILL_WITHIN
+from interlink.features.drills.service import drills
 from interlink.service import Hub
 from interlink.web.deps import hub_of, reader
 
@@ -35,22 +32,3 @@ def get_run(
 ) -> dict[str, Any]:
     """One drill run with its full report."""
     return drills(hub).run(run_id)
-
-
-@router.get("/api/v1/readiness", tags=["drills"])
-async def get_readiness(
-    hub: Annotated[Hub, Depends(hub_of)],
-    _who: Annotated[str, Depends(reader)],
-    flow: str | None = None,
-    drill_within: Annotated[
-        str | None, Query(description="How recent an outage drill must be, e.g. 30d")
-    ] = None,
-) -> dict[str, Any]:
-    """The go-live checklist per flow: each item passed, failed or not available."""
-    within = DEFAULT_DRILL_WITHIN
-    if drill_within is not None:
-        try:
-            within = parse_duration(drill_within)
-        except ValueError as e:
-            raise InputError(f"drill_within: {e}") from None
-    return await drills(hub).readiness(flow, within)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlink.drills.sandbox import Received
-from interlink.drills.spec import Drill
+from interlink.features.drills.sandbox import Received
+from interlink.features.drills.spec import Drill
 
 PASSED = "passed"
 FAILED = "failed"

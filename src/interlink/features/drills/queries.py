@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from interlink.drills.tables import drill_runs
+from interlink.features.drills.tables import drill_runs
 from interlink.store.schema import attempts, deliveries, documents, events
 
 

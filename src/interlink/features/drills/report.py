@@ -1,6 +1,6 @@
 """A drill's report in the terminal (Rich), as Markdown and as a standalone HTML page.
 
-The report is plain data (see :func:`interlink.drills.run.rehearse`); everything here only
+The report is plain data (see :func:`interlink.features.drills.run.rehearse`); everything here only
 renders it. The timeline chart is an inline SVG drawn here: attempts per 100 ms by outcome,
 stacked, with each system's fault periods shaded behind and laid out in lanes below.
 """

@@ -1,6 +1,6 @@
 """One rehearsal: the real engine and clock, a fresh temporary store, sandboxes for targets.
 
-:func:`rehearse` starts a :class:`~interlink.drills.sandbox.Sandbox` per target system of the
+:func:`rehearse` starts a :class:`~.sandbox.Sandbox` per target system of the
 drill's flows, points a copy of the topology at them (and only at them: it refuses to start
 if any url the engine could use is not a sandbox's), submits the drill's documents at its
 rate while the sandboxes play their timelines, waits until every delivery has ended (or the
@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,9 @@ from urllib.parse import urlsplit
 
 from interlink.clock import SystemClock
 from interlink.config import Flow, Topology
-from interlink.drills.expectations import (
+from interlink.errors import ConfigError, InterlinkError
+from interlink.features.drills import queries as sql
+from interlink.features.drills.expectations import (
     FAILED,
     NOT_AVAILABLE,
     PASSED,
@@ -38,12 +40,10 @@ from interlink.drills.expectations import (
     coverage,
     evaluate,
 )
-from interlink.drills.sandbox import Sandbox
-from interlink.drills.spec import DrillFile, check_against, render_payload, resolve_type
-from interlink.errors import ConfigError, InterlinkError
+from interlink.features.drills.sandbox import Sandbox
+from interlink.features.drills.spec import DrillFile, check_against, render_payload, resolve_type
 from interlink.intake import Item
-from interlink.service import Hub
-from interlink.store import drills as sql
+from interlink.service import FeatureLike, Hub
 from interlink.store.db import Store, open_store
 from interlink.transports.http import HttpTransport
 
@@ -210,8 +210,10 @@ async def rehearse(
     spec: DrillFile,
     topology: Topology,
     progress: Callable[[str], None] | None = None,
+    features: Sequence[FeatureLike] = (),
 ) -> dict[str, Any]:
-    """Run the drill and return its report (plain data)."""
+    """Run the drill and return its report (plain data). ``features``: what the drill's own
+    hub installs, the caller's (``hub.features``), so maintenance and alerts take part."""
     check_against(spec, topology)
     drill = spec.drill
     planned = plan_documents(spec, topology)
@@ -236,7 +238,13 @@ async def rehearse(
             drill_topology = sandboxed_topology(topology, spec, urls, database)
             assert_sandboxed(drill_topology, urls)
             store = open_store(database)
-            hub = Hub(drill_topology, store=store, clock=SystemClock(), transport=HttpTransport())
+            hub = Hub(
+                drill_topology,
+                store=store,
+                clock=SystemClock(),
+                transport=HttpTransport(),
+                features=features,
+            )
             try:
                 return await _run(spec, topology, hub, sandboxes, planned, progress)
             finally:
@@ -531,7 +539,7 @@ def _alerts(hub: Hub, topology: Topology, events: list[dict[str, Any]]) -> list[
     route = None
     if "alerts" in hub.capabilities:
         try:
-            from interlink.ops import alerts as rules
+            from interlink.features.alerts import rules as rules
 
             route = rules
         except ImportError:

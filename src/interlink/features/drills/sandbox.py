@@ -24,9 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-from interlink.contracts.scenarios import matches
-from interlink.drills.spec import FaultStep
+from interlink.features.drills.spec import FaultStep
 from interlink.loopback import LoopbackServer
+from interlink.scenarios import matches
 
 # How often the timeline is looked at for down/up switches.
 TICK = 0.01

@@ -1,14 +1,12 @@
-"""Drills and readiness join the hub: the record of drill runs and the go-live checklist."""
+"""The record of drill runs, read by the API (:mod:`.api`); :mod:`.run` writes it."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from interlink import readiness
 from interlink.errors import NotFound
-from interlink.store import drills as sql
+from interlink.features.drills import queries as sql
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -29,11 +27,6 @@ class Drills:
         if row is None:
             raise NotFound(f"no drill run {run_id}")
         return {**_run_json(row), "report": json.loads(row.report)}
-
-    async def readiness(
-        self, flow: str | None = None, within: timedelta = readiness.DEFAULT_DRILL_WITHIN
-    ) -> dict[str, Any]:
-        return await readiness.check(self.hub, flow, within)
 
 
 def _run_json(row: Any) -> dict[str, Any]:

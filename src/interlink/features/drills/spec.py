@@ -23,12 +23,12 @@ from interlink.config import (
     PathKey,
     Rate,
     Topology,
-    _message,
-    _Reader,
+    YamlReader,
     read_mapping,
+    validation_message,
 )
-from interlink.contracts.scenarios import matches
 from interlink.errors import ConfigError
+from interlink.scenarios import matches
 
 FaultKind = Literal[
     "up", "down", "slow", "timeout", "error", "throttle", "reject", "ack_twice", "cut_off"
@@ -230,7 +230,7 @@ def load(path: str | Path) -> DrillFile:
 
 
 def loads(text: str, path: str = "drill.yaml") -> DrillFile:
-    reader = _Reader()
+    reader = YamlReader()
     data = read_mapping(
         text, path, reader, "a drill file is a mapping (name:, flows:, documents:, expect: ...)"
     )
@@ -240,7 +240,7 @@ def loads(text: str, path: str = "drill.yaml") -> DrillFile:
     except ValidationError as e:
         for error in e.errors():
             loc = tuple("for" if part == "for_" else part for part in error["loc"])
-            reader.problem(loc, _message(error))
+            reader.problem(loc, validation_message(error))
     if reader.problems or drill is None:
         raise ConfigError(reader.render(path))
     return DrillFile(drill, Path(path).resolve(), dict(reader.lines))
@@ -281,7 +281,7 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
         EngineSettings.model_validate({**topology.engine.model_dump(), **engine})
     except ValidationError as e:
         for error in e.errors():
-            problem(("overrides", "engine", *error["loc"]), _message(error))
+            problem(("overrides", "engine", *error["loc"]), validation_message(error))
     for i, docs in enumerate(drill.documents):
         loc: PathKey = ("documents", i)
         doc_type = resolve_type(docs, topology, types)

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from interlink.capabilities.incidents import incidents
 from interlink.errors import InputError
-from interlink.ops.incidents import MAX_ATTACHMENT_BYTES, IncidentFilter
+from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES, IncidentFilter, incidents
 from interlink.service import Hub
 from interlink.times import parse_time
 from interlink.web.deps import hub_of, operator, reader

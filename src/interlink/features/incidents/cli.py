@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from interlink.capabilities.incidents import incidents
 from interlink.cli.common import (
     ConfigOption,
     JsonOption,
@@ -22,7 +21,12 @@ from interlink.cli.common import (
 )
 from interlink.config import Topology
 from interlink.errors import InputError
-from interlink.ops.incidents import MAX_ATTACHMENT_BYTES, SEVERITIES, IncidentFilter
+from interlink.features.incidents.service import (
+    MAX_ATTACHMENT_BYTES,
+    SEVERITIES,
+    IncidentFilter,
+    incidents,
+)
 
 app = typer.Typer(
     help="The incident register: the one official record of problems.",

@@ -11,13 +11,21 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from interlink.errors import InputError
+from interlink.features.incidents.service import NAME as INCIDENTS
+from interlink.features.incidents.service import IncidentFilter, incidents
 from interlink.times import parse_time
 from interlink.web.console.auth import csrf_ok
 from interlink.web.console.render import ConsoleRoute, Ctx, Refused, operator_form, viewer
-from interlink.web.console.sections import INCIDENTS, service
 from interlink.web.uploads import FORM_OVERHEAD, file_of, read_form
 
 router = APIRouter(route_class=ConsoleRoute)
+
+
+def service(ctx: Ctx, name: str) -> Any | None:
+    """The feature's service, or None when it is not installed (the page says so)."""
+    return ctx.hub.capabilities.get(name)
+
+
 FILTERS = ("status", "system", "flow", "since", "until", "q")
 
 
@@ -30,7 +38,7 @@ def _names(text: str) -> list[str]:
 
 
 def _filter(ctx: Ctx, values: dict[str, str]) -> Any:
-    from interlink.ops.incidents import IncidentFilter
+    from interlink.features.incidents.service import IncidentFilter
 
     tz = ctx.hub.topology.tz
     return IncidentFilter(
@@ -48,7 +56,7 @@ def register(request: Request, ctx: Annotated[Ctx, Depends(viewer)]) -> Response
     svc = service(ctx, INCIDENTS)
     if svc is None:
         return _missing(ctx)
-    from interlink.ops.incidents import SEVERITIES, STATUSES
+    from interlink.features.incidents.service import SEVERITIES, STATUSES
 
     values = {k: request.query_params.get(k, "").strip() for k in FILTERS}
     items = svc.search(_filter(ctx, values), limit=200)
@@ -111,7 +119,7 @@ def incident(incident_id: int, ctx: Annotated[Ctx, Depends(viewer)]) -> Response
     svc = service(ctx, INCIDENTS)
     if svc is None:
         return _missing(ctx)
-    from interlink.ops.incidents import SEVERITIES, STATUSES
+    from interlink.features.incidents.service import SEVERITIES, STATUSES
 
     return ctx.render(
         "incident.html", item=svc.get(incident_id), statuses=STATUSES, severities=SEVERITIES
@@ -182,7 +190,7 @@ async def attach(
     # The session and the role are checked before a byte of the upload is read; the form
     # (with its CSRF token) is read afterwards, at most the attachment limit.
     ctx.require("operator")
-    from interlink.ops.incidents import MAX_ATTACHMENT_BYTES
+    from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES
 
     form = await read_form(
         request, MAX_ATTACHMENT_BYTES + FORM_OVERHEAD, what="an attachment upload"
@@ -202,3 +210,11 @@ async def attach(
     finally:
         await form.close()
     return ctx.redirect(f"/incidents/{incident_id}")
+
+
+def open_incidents(ctx: Ctx, limit: int = 10) -> list[dict[str, Any]]:
+    """Open and investigating incidents, newest first, for the overview."""
+    found = []
+    for status in ("open", "investigating"):
+        found += incidents(ctx.hub).search(IncidentFilter(status=status), limit=limit)
+    return sorted(found, key=lambda i: i["id"], reverse=True)[:limit]

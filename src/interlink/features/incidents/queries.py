@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, insert, or_, select, update
 
-from interlink.ops.incident_tables import incident_attachments, incident_entries, incidents
+from interlink.features.incidents.tables import incident_attachments, incident_entries, incidents
 
 RESOLVED = "resolved"
 

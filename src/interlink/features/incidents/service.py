@@ -26,8 +26,8 @@ from sqlalchemy import Connection
 
 from interlink.csv_export import to_csv
 from interlink.errors import InputError, NotFound, TooLarge
-from interlink.ops.alerts import RULES, Message, describe, incident_key
-from interlink.store import incidents as q
+from interlink.features.alerts.rules import RULES, Message, describe, incident_key
+from interlink.features.incidents import queries as q
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -400,7 +400,7 @@ class Incidents:
         rule = message.rule
         if rule is None:
             return None
-        from interlink.ops.alerts import JOINS
+        from interlink.features.alerts.rules import JOINS
 
         if message.kind in JOINS:
             joined_kind, text = JOINS[message.kind]
@@ -550,3 +550,15 @@ def _delivery_ids(message: Message) -> list[int]:
 
 # Kept next to the service so that the register's category names match the alert rules.
 CATEGORIES = sorted({r.category for r in RULES.values() if r.category} | {"other"})
+
+
+NAME = "incidents"
+
+
+def install(hub: Hub) -> None:
+    hub.capabilities[NAME] = Incidents(hub)
+
+
+def incidents(hub: Hub) -> Incidents:
+    service: Incidents = hub.capabilities[NAME]
+    return service

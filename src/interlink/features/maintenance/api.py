@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from interlink.capabilities.maintenance import maintenance
+from interlink.features.maintenance.service import maintenance
 from interlink.service import Hub
 from interlink.times import parse_time
 from interlink.web.deps import hub_of, operator, reader

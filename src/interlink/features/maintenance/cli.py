@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from interlink.capabilities.maintenance import maintenance
 from interlink.cli.common import (
     ConfigOption,
     JsonOption,
@@ -19,6 +18,7 @@ from interlink.cli.common import (
     print_json,
     shorten,
 )
+from interlink.features.maintenance.service import maintenance
 from interlink.times import parse_time
 
 app = typer.Typer(

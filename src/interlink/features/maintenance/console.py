@@ -12,11 +12,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Response
 
 from interlink.errors import InputError
+from interlink.features.maintenance.service import NAME as MAINTENANCE
+from interlink.features.maintenance.service import maintenance
 from interlink.times import parse_time
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
-from interlink.web.console.sections import MAINTENANCE, service
 
 router = APIRouter(route_class=ConsoleRoute)
+
+
+def service(ctx: Ctx, name: str) -> Any | None:
+    """The feature's service, or None when it is not installed (the page says so)."""
+    return ctx.hub.capabilities.get(name)
+
+
 DRAINED = "maintenance_drained"
 ENDED = "maintenance_ended"
 
@@ -160,3 +168,9 @@ def cancel(window_id: int, ctx: Annotated[Ctx, Depends(operator_form)]) -> Respo
         return ctx.render("not_installed.html", name=MAINTENANCE, title=ctx.t("nav.maintenance"))
     svc.cancel(window_id, actor=ctx.actor)
     return ctx.redirect("/maintenance", msg="maintenance.cancelled", id=window_id)
+
+
+def upcoming_windows(ctx: Ctx) -> list[dict[str, Any]]:
+    """Open and upcoming maintenance windows (``active`` set on the open ones), for the
+    overview and the systems page."""
+    return [{**w, "active": w["state"] == "active"} for w in maintenance(ctx.hub).windows()]

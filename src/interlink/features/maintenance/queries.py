@@ -1,20 +1,19 @@
-"""SQL of maintenance windows and deadline escalation, named once.
+"""SQL of maintenance windows, named once.
 
 Functions take a SQLAlchemy ``Connection`` and plain values and return rows, counts or
-:class:`~interlink.ops.windows.Window` objects.
+:class:`~interlink.features.maintenance.windows.Window` objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
 
+from interlink.features.maintenance.tables import maintenance_held, maintenance_windows
+from interlink.features.maintenance.windows import Window
 from interlink.model import HoldReason, Status
-from interlink.ops.tables import deadline_reports, maintenance_held, maintenance_windows
-from interlink.ops.windows import Window
 from interlink.store.schema import deliveries
 
 W = maintenance_windows
@@ -247,60 +246,3 @@ def deadlines_within(
         )
     )
     return rows, int(total)
-
-
-# -- deadline escalation ------------------------------------------------------------------------
-
-
-def deadline_candidates(conn: Connection, flow: str, now: datetime, until: datetime) -> list[Any]:
-    """Undelivered deliveries of ``flow`` with a deadline before ``until`` that still have
-    something to report: never reported, or reported at risk and now past their deadline."""
-    r = deadline_reports
-    query = (
-        select(
-            deliveries.c.id,
-            deliveries.c.document_id,
-            deliveries.c.key,
-            deliveries.c.deadline,
-            deliveries.c.status,
-            deliveries.c.reason,
-            deliveries.c.failures,
-            deliveries.c.last_error,
-            r.c.at_risk_at,
-            r.c.missed_at,
-        )
-        .select_from(deliveries.outerjoin(r, r.c.delivery_id == deliveries.c.id))
-        .where(
-            deliveries.c.flow == flow,
-            deliveries.c.status.in_([str(s) for s in UNDELIVERED]),
-            deliveries.c.deadline <= until,
-            or_(
-                r.c.delivery_id.is_(None),
-                and_(r.c.missed_at.is_(None), deliveries.c.deadline <= now),
-            ),
-        )
-        .order_by(deliveries.c.deadline, deliveries.c.id)
-    )
-    return list(conn.execute(query))
-
-
-def save_reports(
-    conn: Connection,
-    now: datetime,
-    at_risk: Sequence[int],
-    missed_new: Sequence[int],
-    missed_known: Sequence[int],
-) -> None:
-    """Remember what was reported: new at-risk rows, new missed rows, and missed on rows that
-    were at risk before."""
-    rows = [{"delivery_id": i, "at_risk_at": now, "missed_at": None} for i in at_risk]
-    rows += [{"delivery_id": i, "at_risk_at": None, "missed_at": now} for i in missed_new]
-    if rows:
-        conn.execute(insert(deadline_reports), rows)
-    for start in range(0, len(missed_known), 500):
-        chunk = list(missed_known[start : start + 500])
-        conn.execute(
-            update(deadline_reports)
-            .where(deadline_reports.c.delivery_id.in_(chunk))
-            .values(missed_at=now)
-        )

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from interlink.config import parse_duration
-from interlink.engine.holds import placement
+from interlink.engine.applier import load_holds
 from interlink.errors import InputError, NotFound
+from interlink.features.maintenance import queries as sql
+from interlink.features.maintenance import windows as wa
+from interlink.features.maintenance.windows import Window
 from interlink.model import HoldReason, Status
-from interlink.ops import windows as wa
-from interlink.ops.windows import Window
-from interlink.store import maintenance as sql
 from interlink.store import queries as q
 
 if TYPE_CHECKING:
@@ -516,13 +516,9 @@ class Maintenance:
         return dataclasses.replace(w, ended_at=now, held_count=held)
 
     def _release(self, conn: Connection, system: str, now: datetime) -> None:
-        holds = q.flow_holds(conn)
-        down = any(r.system == system and r.state == "open" for r in q.load_circuits(conn))
+        holds = load_holds(conn, now)  # not this feature's own holds: the window is over
         for flow in self.topology.flows_to(system):
-            status, reason = placement(
-                flow_hold=holds.get(flow.name),
-                system_hold=HoldReason.DOWNSTREAM_DOWN if down else None,
-            )
+            status, reason = holds.place(flow.name, system)
             q.move(
                 conn,
                 now,
@@ -614,3 +610,22 @@ def _span(delta: timedelta | None) -> str:
         f"{minutes}m" if minutes else "",
     ]
     return "".join(parts) or f"{seconds}s"
+
+
+NAME = "maintenance"
+
+
+def install(hub: Hub) -> None:
+    """The window hold source (systems in an open window are held ``maintenance``), the
+    window housekeeper (hold, release, remind, report the drain), and the open windows the
+    hub's status shows."""
+    service = Maintenance(hub)
+    hub.capabilities[NAME] = service
+    hub.hooks.hold_sources.append(service.hold_source)
+    hub.hooks.housekeepers.append(service.housekeeper)
+    hub.hooks.system_windows.append(service.active)
+
+
+def maintenance(hub: Hub) -> Maintenance:
+    service: Maintenance = hub.capabilities[NAME]
+    return service

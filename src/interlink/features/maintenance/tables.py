@@ -1,4 +1,4 @@
-"""Tables of maintenance windows and deadline escalation, on the shared metadata.
+"""Tables of maintenance windows, on the shared metadata.
 
 Created by migration ``0002``. Each notification a window sends has its own timestamp column,
 set in the same transaction as the event it stands for, so every event is written once.
@@ -46,13 +46,4 @@ maintenance_held = Table(
     metadata,
     Column("window_id", BigInteger, primary_key=True),
     Column("delivery_id", BigInteger, primary_key=True),
-)
-
-# Which deliveries were already reported at risk or missed, so none is reported twice.
-deadline_reports = Table(
-    "deadline_reports",
-    metadata,
-    Column("delivery_id", BigInteger, primary_key=True),
-    Column("at_risk_at", UTCDateTime),
-    Column("missed_at", UTCDateTime),
 )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from interlink.config import Flow, System, Topology
-from interlink.store import drills as sql
+from interlink.features.drills import queries as sql
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -236,7 +236,7 @@ async def _alerts(hub: Hub) -> Item:
     if "alerts" not in hub.capabilities:
         return alerts_item(False, None)
     try:
-        from interlink.ops.alerter import send_test
+        from interlink.features.alerts.service import send_test
     except ImportError:
         return alerts_item(False, None)
     try:

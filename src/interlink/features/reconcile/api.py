@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.datastructures import UploadFile
 
-from interlink.capabilities.reconcile import reconcile as reconciler
 from interlink.errors import InputError
-from interlink.reconcile.run import parse_map, parse_tolerance, resolve_period
-from interlink.reconcile.sources import check_encoding
+from interlink.features.reconcile.service import parse_map, parse_tolerance, resolve_period
+from interlink.features.reconcile.service import reconcile as reconciler
+from interlink.features.reconcile.sources import check_encoding
 from interlink.service import Hub
 from interlink.web.deps import hub_of, operator, reader
 from interlink.web.uploads import file_of, multipart_body, read_form

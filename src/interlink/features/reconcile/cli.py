@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from interlink.capabilities.reconcile import reconcile as reconciler
 from interlink.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_DOES_NOT_HOLD,
@@ -22,10 +21,11 @@ from interlink.cli.common import (
     print_json,
 )
 from interlink.errors import InputError
-from interlink.reconcile import report as render
-from interlink.reconcile.report import ITEM_COLUMNS
-from interlink.reconcile.run import parse_map, parse_tolerance, resolve_period
-from interlink.reconcile.sources import check_encoding
+from interlink.features.reconcile import report as render
+from interlink.features.reconcile.report import ITEM_COLUMNS
+from interlink.features.reconcile.service import parse_map, parse_tolerance, resolve_period
+from interlink.features.reconcile.service import reconcile as reconciler
+from interlink.features.reconcile.sources import check_encoding
 
 FORMATS = ("table", "csv", "md")
 

@@ -314,7 +314,3 @@ def match_key(
             )
     counted = [row for row in theirs if row.period == IN_PERIOD]
     return items, compared, counted
-
-
-def is_difference(category: str) -> bool:
-    return category in ERRORS

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, cast, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, case, cast, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
-from interlink.reconcile.tables import reconcile_items, reconcile_runs
+from interlink.features.reconcile.tables import reconcile_items, reconcile_runs
 from interlink.store.schema import UTCDateTime, deliveries, documents
 
 STREAM_BATCH = 10_000
@@ -135,28 +134,6 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> int:
     result = conn.execute(insert(reconcile_runs).values(**values))
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
-
-
-def finish_run(
-    conn: Connection,
-    run_id: int,
-    finished_at: datetime,
-    counts: dict[str, Any],
-    totals: dict[str, Any],
-    complete: bool,
-    problems: list[str],
-) -> None:
-    conn.execute(
-        update(reconcile_runs)
-        .where(reconcile_runs.c.id == run_id)
-        .values(
-            finished_at=finished_at,
-            counts=json.dumps(counts),
-            totals=json.dumps(totals),
-            complete=complete,
-            problems=json.dumps(problems, ensure_ascii=False),
-        )
-    )
 
 
 def insert_items(conn: Connection, rows: list[dict[str, Any]]) -> None:

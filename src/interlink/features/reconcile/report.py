@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from interlink import csv_export
-from interlink.reconcile.matching import CATEGORIES
+from interlink.features.reconcile.matching import CATEGORIES
 
 ITEM_COLUMNS = (
     "category",

@@ -3,7 +3,7 @@
 Our side streams from the store in key order (the deliveries table is indexed by flow, key,
 revision). The downstream's side is streamed from its export into a temporary SQLite file in
 batches and read back sorted, so neither side is ever held in memory whole; the pure matcher
-(:func:`~interlink.reconcile.matching.match_key`) sees one key at a time.
+(:func:`~interlink.features.reconcile.matching.match_key`) sees one key at a time.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from sqlalchemy import Connection
 
 from interlink.config import Flow, ReconcileColumns, ReconcileSettings
 from interlink.errors import InputError, NotFound
+from interlink.features.reconcile import queries as sql
+from interlink.features.reconcile import sources
+from interlink.features.reconcile.matching import CATEGORIES, ERRORS, Item, Ours, Rules, match_key
+from interlink.features.reconcile.sources import to_theirs
 from interlink.model import Status
-from interlink.reconcile import sources
-from interlink.reconcile.matching import CATEGORIES, ERRORS, Item, Ours, Rules, match_key
-from interlink.reconcile.sources import to_theirs
 from interlink.store import queries as q
-from interlink.store import reconcile as sql
 from interlink.times import parse_time
 
 if TYPE_CHECKING:
@@ -628,3 +628,15 @@ def _item_json(row: Any) -> dict[str, Any]:
         "delivery_id": row.delivery_id,
         "delivery_status": row.delivery_status,
     }
+
+
+NAME = "reconcile"
+
+
+def install(hub: Hub) -> None:
+    hub.capabilities[NAME] = Reconciler(hub)
+
+
+def reconcile(hub: Hub) -> Reconciler:
+    service: Reconciler = hub.capabilities[NAME]
+    return service

@@ -1,7 +1,7 @@
 """Readers of the downstream's records: CSV, XLSX, NDJSON exports and a paged query endpoint.
 
 Each reader yields ``(line, values)`` rows after its header (``columns``); :class:`Normalizer`
-turns them into :class:`~interlink.reconcile.matching.Theirs` records or row problems that
+turns them into :class:`~interlink.features.reconcile.matching.Theirs` records or row problems that
 name their line. Whole-file problems (empty, undecodable, unknown columns) raise
 :class:`~interlink.errors.InputError` with the line number.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from interlink.config import ReconcileColumns, ReconcileEndpoint
 from interlink.errors import InputError
-from interlink.reconcile.matching import (
+from interlink.features.reconcile.matching import (
     AFTER_PERIOD,
     BEFORE_PERIOD,
     IN_PERIOD,

@@ -1,38 +1,28 @@
 """The web console: server-rendered pages over the same service layer as the API and CLI.
 
-``router`` carries every page; :mod:`interlink.web.routes.console` hands it to the app. Each
+``pages()`` carries every page; :mod:`interlink.web.routes.console` hands it to the app. Each
 page module has its own ``router`` (see :mod:`interlink.web.console.render` for the pattern);
-pages of a capability call that capability's service and say "not installed" without it.
+the features' pages come from :mod:`interlink.features.registry`; each calls its feature's
+service and says "not installed" without it.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from interlink.web.console import (
-    activity,
-    contracts,
-    documents,
-    flows,
-    incidents,
-    maintenance,
-    overview,
-    session,
-    systems,
-)
 
-router = APIRouter(include_in_schema=False)
-for _module in (
-    session,
-    overview,
-    flows,
-    documents,
-    systems,
-    activity,
-    maintenance,
-    incidents,
-    contracts,
-):
-    router.include_router(_module.router)
+def pages() -> APIRouter:
+    """Every console page: the core's, then the features' from the registry. Built on
+    demand, not at import: a feature's pages import this package's ``render``."""
+    from interlink.features.registry import console_routers
+    from interlink.web.console import activity, documents, flows, overview, session, systems
 
-__all__ = ["router"]
+    router = APIRouter(include_in_schema=False)
+    for module in (session, overview, flows, documents, systems, activity):
+        router.include_router(module.router)
+    for feature_pages in console_routers():
+        router.include_router(feature_pages)
+    return router
+
+
+__all__ = ["pages"]

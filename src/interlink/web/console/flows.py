@@ -6,13 +6,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from sqlalchemy import Connection
 
-from interlink.model import DeadReason, Delivery, HoldReason, Status
+from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import DeliveryFilter
 from interlink.store import console as store
 from interlink.store import queries as q
-from interlink.times import parse_time
 from interlink.web.console import charts
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
 
@@ -27,14 +25,14 @@ REASONS = [r.value for r in HoldReason] + [r.value for r in DeadReason]
 
 
 def _filter(ctx: Ctx, flow: str, values: dict[str, str]) -> DeliveryFilter:
-    tz = ctx.hub.topology.tz
-    return DeliveryFilter(
+    return DeliveryFilter.parse(
+        ctx.hub.topology.tz,
         flow=flow,
         status=values.get("status") or None,
         reason=values.get("reason") or None,
         key=values.get("key") or None,
-        since=parse_time(values["since"], tz, "since") if values.get("since") else None,
-        until=parse_time(values["until"], tz, "until") if values.get("until") else None,
+        since=values.get("since") or None,
+        until=values.get("until") or None,
     )
 
 
@@ -45,11 +43,6 @@ def _values(source: Any) -> dict[str, str]:
 def _hold(ctx: Ctx, flow: str) -> Any | None:
     rows = ctx.hub.store.read_sync(q.flow_hold_rows)
     return next((r for r in rows if r.flow == flow and r.hold), None)
-
-
-def _page(conn: Connection, f: DeliveryFilter, before: int | None) -> list[Delivery]:
-    """One page of the flow's deliveries."""
-    return q.list_deliveries(conn, before=before, limit=PAGE, **f.fields())
 
 
 def _hourly(
@@ -88,8 +81,7 @@ def flow_page(
     ctx.hub.check_flow(name)
     values = _values(request.query_params)
     f = _filter(ctx, name, values)
-    ctx.hub.check_filter(f)
-    rows = ctx.hub.store.read_sync(lambda conn: _page(conn, f, before))
+    rows = ctx.hub.deliveries(f, before=before, limit=PAGE)
     now = ctx.hub.clock.now()
     slots = charts.hour_slots(now)
     hourly = _hourly(ctx, name, slots, now)

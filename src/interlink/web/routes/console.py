@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from interlink.web.console import router
+from interlink.web.console import pages
+
+router = pages()
 
 __all__ = ["router"]
