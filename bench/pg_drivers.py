@@ -6,7 +6,7 @@ A fresh database (the project's migrations), N documents, N pending deliveries, 
 the engine's cycle a batch at a time: one transaction leases the batch and reads its documents
 (the claim's two statements); another inserts the attempts and records the outcomes as
 delivered (one statement each, rows as one JSON parameter). Variants, each on one connection,
-reset between: interlink (store.queries itself), sqlalchemy (the same SQL through
+reset between: interlink (store.queries.claims itself), sqlalchemy (the same SQL through
 exec_driver_sql), executemany (as sqlalchemy, outcomes as one UPDATE per row: the old way),
 psycopg (alone), asyncpg (uvloop).
 Prints the median over the rounds of deliveries/s and µs per delivery of wall time, this
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import PG_DEFAULT
 
 from interlink import runner
-from interlink.store import queries as q
+from interlink.store.queries import claims
 from interlink.store.db import open_store
 
 FLOW = "trading-treasury"
@@ -56,8 +56,8 @@ Write = Callable[[Any, Rows, Rows], None]  # record outcomes and insert attempts
 
 # The statements the store sends (queries._PG_CLAIM_*, _PG_ATTEMPTS, _PG_RECORD), the claim's
 # named placeholders made positional in order of appearance (see claim_params).
-LEASE_URGENT = re.sub(r"%\(\w+\)s", "%s", q._PG_CLAIM_URGENT)
-LEASE_REST = re.sub(r"%\(\w+\)s", "%s", q._PG_CLAIM_REST)
+LEASE_URGENT = re.sub(r"%\(\w+\)s", "%s", claims._PG_CLAIM_URGENT)
+LEASE_REST = re.sub(r"%\(\w+\)s", "%s", claims._PG_CLAIM_REST)
 PAYLOADS = "SELECT id, type, payload FROM documents WHERE id = ANY(%s::text[])"
 # What record_outcomes ran before the JSON form, through executemany.
 RECORD_ONE = (
@@ -119,22 +119,22 @@ def text_steps(run: Run, one_per_row: bool = False) -> tuple[Claim, Write]:
         return rows
 
     def write(conn: Any, updates: Rows, attempts: Rows) -> None:
-        run(conn, q._PG_ATTEMPTS, (orjson.dumps(attempts).decode(),))
+        run(conn, claims._PG_ATTEMPTS, (orjson.dumps(attempts).decode(),))
         if one_per_row:  # a list of tuples: executemany
             run(conn, RECORD_ONE, [tuple(u[k] for k in RECORD_ONE_KEYS) for u in updates])
         else:
-            run(conn, q._PG_RECORD, (orjson.dumps(updates).decode(),))
+            run(conn, claims._PG_RECORD, (orjson.dumps(updates).decode(),))
 
     return claim, write
 
 
 def store_claim(conn: Connection, now: datetime, limit: int) -> list[Any]:
-    return q.claim(conn, FLOW, now, now + LEASE, limit)  # the documents come with the rows
+    return claims.claim(conn, FLOW, now, now + LEASE, limit)  # the documents come with the rows
 
 
 def store_write(conn: Connection, updates: Rows, attempts: Rows) -> None:
-    q.insert_attempts(conn, attempts)
-    q.record_outcomes(conn, updates)
+    claims.insert_attempts(conn, attempts)
+    claims.record_outcomes(conn, updates)
 
 
 def sa_run(conn: Connection, sql: str, params: Any) -> list[Any]:
@@ -171,7 +171,7 @@ def sync_cycle(
 async def asyncpg_cycle(url: str, n: int) -> Figures:
     conn = await asyncpg.connect(url)
     urgent, rest, insert, record = map(
-        numbered, (LEASE_URGENT, LEASE_REST, q._PG_ATTEMPTS, q._PG_RECORD)
+        numbered, (LEASE_URGENT, LEASE_REST, claims._PG_ATTEMPTS, claims._PG_RECORD)
     )
     try:
         pid = conn.get_server_pid()

@@ -590,17 +590,21 @@ def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
-def load(path: str | os.PathLike[str]) -> Topology:
-    name = os.fspath(path)
+def read_text(name: str) -> str:
+    """A topology or drill file's text; a file that cannot be read is a ``file: message``."""
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        return Path(name).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{name}: no such file"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{name}: not UTF-8 text"]) from None
     except OSError as e:
         raise ConfigError([f"{name}: {e.strerror or e}"]) from None
-    return loads(text, name)
+
+
+def load(path: str | os.PathLike[str]) -> Topology:
+    name = os.fspath(path)
+    return loads(read_text(name), name)
 
 
 def read_mapping(text: str, path: str, reader: YamlReader, expected: str) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from interlink.ids import new_id
 from interlink.metrics import DOCUMENTS
 from interlink.model import HoldReason, Status
 from interlink.scenarios import Ambiguous, classify, distinguishing
-from interlink.store import queries as q
 from interlink.store.db import Store
+from interlink.store.queries import deliveries, documents, events
 from interlink.transports.signing import MAX_HEADER_VALUE_BYTES, header_value_problem
 from interlink.validation import ContractValidator
 
@@ -323,7 +323,7 @@ class Intake:
                     raise
                 continue
             savepoint.commit()
-            q.notify_work(conn)
+            events.notify_work(conn)
             return results
         raise AssertionError("unreachable")
 
@@ -354,9 +354,11 @@ class Intake:
         # (type, source, key) → (revision, id, payload_hash) of its newest revision
         latest: dict[tuple[str, str, str], tuple[int, str, str]] = {}
         for (type_, source), items in by_group.items():
-            found = q.documents_by_identity(conn, type_, source, [p.identity for p in items])
+            found = documents.documents_by_identity(
+                conn, type_, source, [p.identity for p in items]
+            )
             existing.update({(type_, source, ident): row for ident, row in found.items()})
-            rows = q.latest_revisions(conn, type_, source, [p.key for p in items])
+            rows = documents.latest_revisions(conn, type_, source, [p.key for p in items])
             for key, row in rows.items():
                 latest[(type_, source, key)] = (row.revision, row.id, row.payload_hash)
         # Ordering barrier for keys that already have revisions stored. A flow has one source,
@@ -369,7 +371,7 @@ class Intake:
                     if flow.ordered:
                         keys_by_flow[flow.name].add(p.key)
         for flow_name, keys in keys_by_flow.items():
-            waiting[flow_name] = q.keys_with_undelivered(conn, flow_name, sorted(keys))
+            waiting[flow_name] = deliveries.keys_with_undelivered(conn, flow_name, sorted(keys))
         holds = load_holds(conn, now, self.hooks.hold_sources)
 
         doc_rows: list[dict[str, Any]] = []
@@ -455,7 +457,7 @@ class Intake:
             if unmapped:
                 # For the alerter: the upstream's product and dev people decide.
                 scenarios = self.topology.documents[p.type].scenarios
-                q.add_event(
+                events.add_event(
                     conn,
                     now,
                     "document_unmapped",
@@ -478,8 +480,8 @@ class Intake:
                 "deliveries": outs,
                 "duplicate": False,
             }
-        q.insert_documents(conn, doc_rows)
-        q.insert_deliveries(conn, delivery_rows)
+        documents.insert_documents(conn, doc_rows)
+        deliveries.insert_deliveries(conn, delivery_rows)
         if duplicates:
             results = self._duplicates(conn, results, duplicates)
         return results
@@ -488,9 +490,9 @@ class Intake:
         self, conn: Connection, results: list[Any], duplicates: dict[int, str]
     ) -> list[Any]:
         ids = sorted(set(duplicates.values()))
-        docs = {doc_id: q.get_document(conn, doc_id) for doc_id in ids}
+        docs = {doc_id: documents.get_document(conn, doc_id) for doc_id in ids}
         by_doc: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for d in q.deliveries_of(conn, ids):
+        for d in deliveries.deliveries_of(conn, ids):
             by_doc[d.document_id].append({"flow": d.flow, "status": d.status, "reason": d.reason})
         for i, doc_id in duplicates.items():
             doc = docs[doc_id]

@@ -25,8 +25,16 @@ from interlink.errors import InputError, NotFound
 from interlink.hooks import Hooks
 from interlink.intake import Intake
 from interlink.model import CircuitState, DeadReason, Delivery, Document, HoldReason, Status
-from interlink.store import queries as q
 from interlink.store.db import Store, open_store
+from interlink.store.queries import (
+    audit,
+    circuits,
+    deliveries,
+    documents,
+    events,
+    retention,
+    transitions,
+)
 from interlink.times import parse_time
 from interlink.transports.base import Transport
 
@@ -44,7 +52,7 @@ class DeliveryFilter:
     until: datetime | None = None
 
     def conditions(self) -> list[Any]:
-        return q.delivery_filter(
+        return deliveries.delivery_filter(
             flow=self.flow,
             status=self.status,
             reason=self.reason,
@@ -159,7 +167,7 @@ class Hub:
 
     def document(self, document_id: str, source: str | None = None) -> Document:
         def read(conn: Connection) -> Document | None:
-            doc = q.get_document(conn, document_id)
+            doc = documents.get_document(conn, document_id)
             if doc is not None and source is not None and doc.source != source:
                 return None
             if doc is not None:
@@ -175,17 +183,17 @@ class Hub:
         self, key: str, type_: str | None = None, source: str | None = None
     ) -> list[Document]:
         def read(conn: Connection) -> list[Document]:
-            docs = q.find_documents(conn, key, type_, source=source)
+            docs = documents.find_documents(conn, key, type_, source=source)
             self._attach(conn, docs)
             return docs
 
         return self.store.read_sync(read)
 
     def _attach(self, conn: Connection, docs: list[Document]) -> None:
-        deliveries = q.deliveries_of(conn, [d.id for d in docs])
-        attempts = q.attempts_of(conn, [d.id for d in deliveries])
+        found = deliveries.deliveries_of(conn, [d.id for d in docs])
+        attempts = deliveries.attempts_of(conn, [d.id for d in found])
         by_doc: dict[str, list[Delivery]] = defaultdict(list)
-        for d in deliveries:
+        for d in found:
             d.attempt_log = attempts.get(d.id, [])
             by_doc[d.document_id].append(d)
         for doc in docs:
@@ -193,16 +201,16 @@ class Hub:
 
     def delivery(self, delivery_id: int, source: str | None = None) -> Delivery:
         def read(conn: Connection) -> Delivery | None:
-            d = q.get_delivery(conn, delivery_id)
+            d = deliveries.get_delivery(conn, delivery_id)
             mine = (
                 source is None
                 or d is None
-                or q.sources_of(conn, [d.document_id]) == {d.document_id: source}
+                or documents.sources_of(conn, [d.document_id]) == {d.document_id: source}
             )
             if not mine:
                 return None
             if d is not None:
-                d.attempt_log = q.attempts_of(conn, [d.id]).get(d.id, [])
+                d.attempt_log = deliveries.attempts_of(conn, [d.id]).get(d.id, [])
             return d
 
         found = self.store.read_sync(read)
@@ -221,7 +229,9 @@ class Hub:
         limit = max(1, min(limit, 1000))
         if source is None:
             return self.store.read_sync(
-                lambda conn: q.list_deliveries(conn, before=before, limit=limit, **f.fields())
+                lambda conn: deliveries.list_deliveries(
+                    conn, before=before, limit=limit, **f.fields()
+                )
             )
         # A system's deliveries are those on the flows from it (intake fans a document out to
         # its source's flows only): one page per flow, merged, is the page over all of them.
@@ -235,19 +245,23 @@ class Hub:
             ids: list[int] = []
             for flow in flows:
                 fields = {**f.fields(), "flow": flow}
-                ids.extend(q.page_delivery_ids(conn, before=before, limit=limit, **fields))
-            found = q.deliveries_by_id(conn, sorted(ids, reverse=True)[:limit])
+                ids.extend(deliveries.page_delivery_ids(conn, before=before, limit=limit, **fields))
+            found = deliveries.deliveries_by_id(conn, sorted(ids, reverse=True)[:limit])
             # The document's own source decides, should a flow's `from` have been changed.
-            sources = q.sources_of(conn, [d.document_id for d in found])
+            sources = documents.sources_of(conn, [d.document_id for d in found])
             return [d for d in found if sources.get(d.document_id) == source]
 
         return self.store.read_sync(read)
 
     def status(self) -> dict[str, Any]:
         def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
-            return q.counts(conn), q.load_circuits(conn), q.flow_hold_rows(conn)
+            return (
+                deliveries.counts(conn),
+                circuits.load_circuits(conn),
+                circuits.flow_hold_rows(conn),
+            )
 
-        counts, circuits, holds = self.store.read_sync(read)
+        counts, breakers, holds = self.store.read_sync(read)
         flows: dict[str, dict[str, Any]] = {}
         for name, flow in self.topology.flows.items():
             flows[name] = {
@@ -277,7 +291,7 @@ class Hub:
                     "by": row.actor,
                     "note": row.note,
                 }
-        by_system = {row.system: row for row in circuits}
+        by_system = {row.system: row for row in breakers}
         # A feature that opens windows on systems (maintenance) reports them by hook.
         open_windows: dict[str, Any] = {}
         for source in self.hooks.system_windows:
@@ -297,7 +311,7 @@ class Hub:
         return {"flows": flows, "systems": systems}
 
     def events(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self.store.read_sync(lambda conn: q.list_events(conn, limit))
+        rows = self.store.read_sync(lambda conn: events.list_events(conn, limit))
         return [
             {
                 "id": r.id,
@@ -316,7 +330,7 @@ class Hub:
         now = self.clock.now()
 
         def write(conn: Connection) -> None:
-            d = q.get_delivery(conn, delivery_id)
+            d = deliveries.get_delivery(conn, delivery_id)
             if d is None:
                 raise NotFound(f"no delivery {delivery_id}")
             if d.status not in REPUSHABLE:
@@ -325,7 +339,7 @@ class Hub:
                     "re-pushed (held ones go out by themselves when their hold ends)"
                 )
             self._requeue(conn, [(d.id, d.flow, d.system)], now)
-            q.add_audit(
+            audit.add_audit(
                 conn,
                 now,
                 actor,
@@ -351,7 +365,7 @@ class Hub:
         now = self.clock.now()
 
         def write(conn: Connection) -> dict[str, Any]:
-            rows = q.delivery_rows(conn, f.conditions())
+            rows = deliveries.delivery_rows(conn, f.conditions())
             result = {
                 "count": len(rows),
                 "dry_run": dry_run,
@@ -361,7 +375,7 @@ class Hub:
             if not dry_run and rows:
                 self._requeue(conn, [(r.id, r.flow, r.system) for r in rows], now)
                 target = f"flow:{f.flow}" if f.flow else "deliveries"
-                q.add_audit(conn, now, actor, "repush", target, result)
+                audit.add_audit(conn, now, actor, "repush", target, result)
             return result
 
         result = self.store.write_sync(write) if not dry_run else self.store.read_sync(write)
@@ -381,26 +395,32 @@ class Hub:
     def _requeue(self, conn: Connection, rows: list[tuple[int, str, str]], now: datetime) -> None:
         holds = load_holds(conn, now, self.hooks.hold_sources)
         ordered_ids = [i for i, flow, _ in rows if self.topology.flows[flow].ordered]
-        behind = q.with_undelivered_predecessor(conn, ordered_ids) if ordered_ids else set()
+        behind = (
+            deliveries.with_undelivered_predecessor(conn, ordered_ids) if ordered_ids else set()
+        )
         groups = holds.place_rows((Placed(*row) for row in rows), frozenset(behind))
         for (to_status, to_reason), ids in groups.items():
-            q.set_state(conn, ids, to_status, to_reason, now, reset_failures=True)
+            transitions.set_state(conn, ids, to_status, to_reason, now, reset_failures=True)
         # A re-pushed earlier revision goes first again: later revisions of its key that are
         # waiting to go (pending, or held for a reason that will pass) wait behind it.
-        pairs = {(flow, key) for flow, key in q.keys_of(conn, ordered_ids)}
+        pairs = {(flow, key) for flow, key in deliveries.keys_of(conn, ordered_ids)}
         if pairs:
-            q.set_state(
-                conn, sorted(q.waiting_behind(conn, pairs)), Status.HELD, HoldReason.BLOCKED, now
+            transitions.set_state(
+                conn,
+                sorted(transitions.waiting_behind(conn, pairs)),
+                Status.HELD,
+                HoldReason.BLOCKED,
+                now,
             )
-        q.notify_work(conn)
+        events.notify_work(conn)
 
     def pause(self, flow: str, actor: str, note: str = "") -> dict[str, Any]:
         self.check_flow(flow)
         now = self.clock.now()
 
         def write(conn: Connection) -> int:
-            q.set_flow_hold(conn, flow, HoldReason.PAUSED, now, actor, note)
-            moved = q.move(
+            circuits.set_flow_hold(conn, flow, HoldReason.PAUSED, now, actor, note)
+            moved = transitions.move(
                 conn,
                 now,
                 to_status=Status.HELD,
@@ -408,7 +428,9 @@ class Hub:
                 status=Status.PENDING,
                 flow=flow,
             )
-            q.add_audit(conn, now, actor, "pause", f"flow:{flow}", {"held": moved, "note": note})
+            audit.add_audit(
+                conn, now, actor, "pause", f"flow:{flow}", {"held": moved, "note": note}
+            )
             return moved
 
         return {"flow": flow, "hold": "paused", "held": self.store.write_sync(write)}
@@ -419,9 +441,9 @@ class Hub:
         target = self.topology.flows[flow].target
 
         def write(conn: Connection) -> int:
-            q.set_flow_hold(conn, flow, None, now, actor)
+            circuits.set_flow_hold(conn, flow, None, now, actor)
             status, reason = load_holds(conn, now, self.hooks.hold_sources).place(flow, target)
-            released = q.move(
+            released = transitions.move(
                 conn,
                 now,
                 to_status=status,
@@ -430,8 +452,8 @@ class Hub:
                 reasons=list(RELEASABLE),
                 flow=flow,
             )
-            q.add_audit(conn, now, actor, "resume", f"flow:{flow}", {"released": released})
-            q.notify_work(conn)
+            audit.add_audit(conn, now, actor, "resume", f"flow:{flow}", {"released": released})
+            events.notify_work(conn)
             return released
 
         released = self.store.write_sync(write)
@@ -451,13 +473,15 @@ class Hub:
         now = self.clock.now()
         cutoff = now - older_than
         if dry_run:
-            count = self.store.read_sync(lambda conn: q.count_prunable(conn, cutoff))
+            count = self.store.read_sync(lambda conn: retention.count_prunable(conn, cutoff))
             return {"dry_run": True, "cutoff": cutoff.isoformat(), "documents": count}
         totals = [0, 0, 0]
         while True:
 
             def step(conn: Connection) -> tuple[int, int, int]:
-                return q.delete_documents(conn, q.prunable_documents(conn, cutoff, batch))
+                return retention.delete_documents(
+                    conn, retention.prunable_documents(conn, cutoff, batch)
+                )
 
             removed = self.store.write_sync(step)
             totals = [a + b for a, b in zip(totals, removed, strict=True)]
@@ -471,12 +495,12 @@ class Hub:
             "attempts": totals[2],
         }
         self.store.write_sync(
-            lambda conn: q.add_audit(conn, now, actor, "prune", "documents", result)
+            lambda conn: audit.add_audit(conn, now, actor, "prune", "documents", result)
         )
         return result
 
     def audit(self, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self.store.read_sync(lambda conn: q.list_audit(conn, target, limit))
+        rows = self.store.read_sync(lambda conn: audit.list_audit(conn, target, limit))
         return [
             {
                 "id": r.id,

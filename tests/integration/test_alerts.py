@@ -20,7 +20,7 @@ from interlink.features.alerts.service import RETRY, Alerter, alerts, send_test
 from interlink.features.incidents.service import incidents
 from interlink.intake import Item
 from interlink.service import Hub
-from interlink.store import queries as q
+from interlink.store.queries import events
 from tests.conftest import Api, pay, submit
 from tests.receiver import Receiver
 
@@ -174,8 +174,8 @@ async def test_a_flood_of_rejections_sends_a_handful_of_mails(
     clock.advance(timedelta(minutes=5))
     await asyncio.to_thread(alerter.run_once)
 
-    events = alert_hub.store.read_sync(lambda conn: q.list_events(conn, 20_000))
-    assert sum(1 for e in events if e.kind == "delivery_rejected") == 10_000
+    logged = alert_hub.store.read_sync(lambda conn: events.list_events(conn, 20_000))
+    assert sum(1 for e in logged if e.kind == "delivery_rejected") == 10_000
     assert 2 <= len(box.messages) <= 5, [m["Subject"] for _, m in box.messages]
     records = alerter.history(limit=1000)
     assert sum(r["count"] for r in records) == 10_000
@@ -264,7 +264,9 @@ async def test_a_restarted_alerter_neither_resends_nor_skips(
     now = clock.now()
 
     def event(kind: str, **detail: object) -> None:
-        alert_hub.store.write_sync(lambda conn: q.add_event(conn, now, kind, detail, "treasury"))
+        alert_hub.store.write_sync(
+            lambda conn: events.add_event(conn, now, kind, detail, "treasury")
+        )
 
     event("maintenance_started", window=1, reason="upgrade")
     first = await asyncio.to_thread(Alerter(alert_hub).run_once)
@@ -288,7 +290,7 @@ async def test_alerts_api_and_send_test(
     box, _ = mailbox
     now = alert_hub.clock.now()
     alert_hub.store.write_sync(
-        lambda conn: q.add_event(
+        lambda conn: events.add_event(
             conn, now, "flow_held_auth", {"detail": "HTTP 401"}, "treasury", FLOW
         )
     )

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from interlink.clock import FakeClock
 from interlink.service import DeliveryFilter, Hub
-from interlink.store import queries as q
+from interlink.store.queries import deliveries
 from tests.conftest import FINANCE_FLOW, TREASURY_FLOW, delivery_of, header, pay, submit
 from tests.receiver import Received, Receiver
 
@@ -139,7 +139,7 @@ async def test_open_close_open_in_one_batch_leaves_nothing_stuck(
         lambda conn: [
             a.delivery_id
             for a in sorted(
-                (x for v in q.attempts_of(conn, list(range(1, 100))).values() for x in v),
+                (x for v in deliveries.attempts_of(conn, list(range(1, 100))).values() for x in v),
                 key=lambda a: a.id,
             )
         ]

@@ -10,8 +10,9 @@ from sqlalchemy import Connection
 
 from interlink.service import Hub
 from interlink.store import console as sql
-from interlink.store import queries as q
-from interlink.store.schema import attempts, deliveries
+from interlink.store import schema
+from interlink.store.queries import deliveries
+from interlink.store.schema import attempts
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 
@@ -48,7 +49,7 @@ def attempt(delivery_id: int, at: datetime, outcome: str) -> dict:
 
 def fill(hub: Hub, rows: list[dict], tries: list[dict]) -> None:
     def write(conn: Connection) -> None:
-        conn.execute(deliveries.insert(), rows)
+        conn.execute(schema.deliveries.insert(), rows)
         if tries:
             conn.execute(attempts.insert(), tries)
 
@@ -91,7 +92,7 @@ async def test_delivery_pages_by_cursor_and_filter(hub: Hub) -> None:
     fill(hub, rows, [])
 
     page = lambda **kw: read(  # noqa: E731
-        hub, lambda c: q.page_delivery_ids(c, **{"flow": "a", "limit": 5, **kw})
+        hub, lambda c: deliveries.page_delivery_ids(c, **{"flow": "a", "limit": 5, **kw})
     )
     assert page() == [30, 29, 28, 27, 26]
     assert page(before=26) == [25, 24, 23, 22, 21]
@@ -106,4 +107,6 @@ async def test_delivery_pages_by_cursor_and_filter(hub: Hub) -> None:
     # Across flows (the API's listing), and by key in any flow.
     assert page(flow=None) == [104, 103, 102, 101, 100]
     assert page(flow=None, key="SPECIAL") == [5]
-    assert [d.id for d in read(hub, lambda c: q.list_deliveries(c, before=3, flow="a"))] == [2, 1]
+    assert [
+        d.id for d in read(hub, lambda c: deliveries.list_deliveries(c, before=3, flow="a"))
+    ] == [2, 1]

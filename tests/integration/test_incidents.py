@@ -19,7 +19,7 @@ from interlink.clock import FakeClock
 from interlink.features.alerts.service import alerts
 from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES, incidents
 from interlink.service import Hub
-from interlink.store import queries as q
+from interlink.store.queries import events
 from tests.conftest import ADMIN_TOKEN, Api, pay, submit
 from tests.receiver import Receiver
 
@@ -174,13 +174,15 @@ async def test_downstream_back_joins_the_down_incident(
     hub, _ = served
     now = clock.now()
     hub.store.write_sync(
-        lambda conn: q.add_event(conn, now, "circuit_opened", {"detail": "refused"}, "finance")
+        lambda conn: events.add_event(conn, now, "circuit_opened", {"detail": "refused"}, "finance")
     )
     await asyncio.to_thread(alerts(hub).run_once)
     clock.advance(timedelta(minutes=1))
     later = clock.now()
     hub.store.write_sync(
-        lambda conn: q.add_event(conn, later, "circuit_closed", {"detail": "HTTP 200"}, "finance")
+        lambda conn: events.add_event(
+            conn, later, "circuit_closed", {"detail": "HTTP 200"}, "finance"
+        )
     )
     await asyncio.to_thread(alerts(hub).run_once)
     [incident] = incidents(hub).search()

@@ -26,7 +26,7 @@ from interlink.engine.holds import Holds, Placed, merge_system_holds
 from interlink.engine.planner import Job, Plan
 from interlink.hooks import HoldSource, Hooks
 from interlink.model import CircuitState, Event, HoldReason, Status
-from interlink.store import queries as q
+from interlink.store.queries import circuits, claims, documents, events, transitions
 
 log = logging.getLogger("interlink.engine")
 
@@ -40,16 +40,16 @@ def load_holds(
     """The holds as the store has them now. ``open_circuits`` when the caller's view of the
     circuits is newer than the store's (the engine, within the write that saves them)."""
     return Holds(
-        flows=q.flow_holds(conn),
+        flows=circuits.flow_holds(conn),
         sources=merge_system_holds(*(source(conn, now) for source in sources)),
-        open=frozenset(q.open_circuits(conn) if open_circuits is None else open_circuits),
+        open=frozenset(circuits.open_circuits(conn) if open_circuits is None else open_circuits),
     )
 
 
 def load_circuits(conn: Connection) -> dict[str, Circuit]:
     """Every circuit the store has; ``probing`` while some worker's probe is in flight (a dead
     worker's probe comes back with its lease)."""
-    probing = q.probing_systems(conn)
+    probing = claims.probing_systems(conn)
     return {
         row.system: Circuit(
             system=row.system,
@@ -60,12 +60,12 @@ def load_circuits(conn: Connection) -> dict[str, Circuit]:
             probe_interval=timedelta(seconds=row.probe_interval) if row.probe_interval else None,
             probing=row.system in probing,
         )
-        for row in q.load_circuits(conn)
+        for row in circuits.load_circuits(conn)
     }
 
 
-def open_systems(circuits: Mapping[str, Circuit]) -> set[str]:
-    return {system for system, circ in circuits.items() if circ.is_open}
+def open_systems(breakers: Mapping[str, Circuit]) -> set[str]:
+    return {system for system, circ in breakers.items() if circ.is_open}
 
 
 @dataclass
@@ -93,11 +93,11 @@ def claim(
     """Lease what is due: probes for open circuits whose probe is due, then up to
     ``limit(flow)`` per flow (the dispatcher's count), once ``on_read`` has been told the
     circuits and holds this write read."""
-    q.recover_expired_leases(conn, now)
-    circuits = load_circuits(conn)
+    claims.recover_expired_leases(conn, now)
+    breakers = load_circuits(conn)
     for housekeeper in hooks.housekeepers:
         housekeeper(conn, now)
-    holds = load_holds(conn, now, hooks.hold_sources, open_systems(circuits))
+    holds = load_holds(conn, now, hooks.hold_sources, open_systems(breakers))
     if sweep:
         _sweep(conn, holds, flows, now)
 
@@ -105,35 +105,35 @@ def claim(
         return lease + topology.systems[system].timeout
 
     jobs: list[Job] = []
-    for system, circ in circuits.items():
+    for system, circ in breakers.items():
         if system in holds.sources:
             continue  # no probes during a maintenance window
         if breaker.probe_due(circ, now) and system in topology.systems:
-            rows = q.claim_probe(conn, system, now, now + lease_for(system))
+            rows = claims.claim_probe(conn, system, now, now + lease_for(system))
             if rows:
                 breaker.start_probe(circ)
-                q.save_circuit(conn, circuit_row(circ, now))
+                circuits.save_circuit(conn, circuit_row(circ, now))
                 jobs.extend(_job(flows, row, probe=True) for row in rows)
             else:
                 # Nothing held to probe with: try again after the interval.
                 circ.next_probe_at = now + (circ.probe_interval or policy.probe_interval)
-    on_read(circuits, holds)
+    on_read(breakers, holds)
     for name, flow in flows.items():
         if holds.holds_flow(name, flow.target):
             continue
         n = limit(flow)
         if n <= 0:
             continue
-        rows = q.claim(conn, name, now, now + lease_for(flow.target), n)
+        rows = claims.claim(conn, name, now, now + lease_for(flow.target), n)
         jobs.extend(_job(flows, row, probe=False) for row in rows)
     unread = [job for job in jobs if not job.type]
     if unread:
-        found = q.payloads(conn, [j.document_id for j in unread])
+        found = documents.payloads(conn, [j.document_id for j in unread])
         for job in unread:
             doc = found[job.document_id]
             job.type = doc.type
             job.body = doc.payload.encode()
-    return Claimed(jobs, circuits, holds)
+    return Claimed(jobs, breakers, holds)
 
 
 def _job(flows: Mapping[str, Flow], row: Any, probe: bool) -> Job:
@@ -159,7 +159,9 @@ def _sweep(conn: Connection, holds: Holds, flows: Collection[str], now: datetime
     """Release holds whose reason is gone (see queries.stale_holds)."""
     rows = [
         row
-        for row in q.stale_holds(conn, set(holds.open), dict(holds.flows), dict(holds.sources))
+        for row in transitions.stale_holds(
+            conn, set(holds.open), dict(holds.flows), dict(holds.sources)
+        )
         if row.flow in flows
     ]
     stale = {row.id: row.reason for row in rows}
@@ -167,7 +169,7 @@ def _sweep(conn: Connection, holds: Holds, flows: Collection[str], now: datetime
         ids = [i for i in ids if stale[i] != to_reason]
         if ids:
             log.info("released %d deliveries left %s", len(ids), "held")
-            q.set_state(conn, ids, to_status, to_reason, now)
+            transitions.set_state(conn, ids, to_status, to_reason, now)
 
 
 def apply(
@@ -177,14 +179,14 @@ def apply(
     *,
     topology: Topology,
     hooks: Hooks,
-    circuits: Mapping[str, Circuit],
+    breakers: Mapping[str, Circuit],
 ) -> None:
-    """Write ``plan``. ``circuits`` is the engine's view after the plan (it may be newer
-    than the store's, which this write brings up to date)."""
-    holds = load_holds(conn, now, hooks.hold_sources, open_systems(circuits))
+    """Write ``plan``. ``breakers`` (the circuits by system) is the engine's view after the
+    plan (it may be newer than the store's, which this write brings up to date)."""
+    holds = load_holds(conn, now, hooks.hold_sources, open_systems(breakers))
     for flow_name, auth_detail in plan.auth_flows.items():
-        q.set_flow_hold(conn, flow_name, HoldReason.AUTH, now, "engine", auth_detail)
-        q.move(
+        circuits.set_flow_hold(conn, flow_name, HoldReason.AUTH, now, "engine", auth_detail)
+        transitions.move(
             conn,
             now,
             to_status=Status.HELD,
@@ -204,12 +206,12 @@ def apply(
             status, reason = retry_holds.place(update.flow, update.system)
             if reason is not None:
                 update.status, update.reason = status, reason
-    q.insert_attempts(conn, plan.attempts)
-    q.record_outcomes(conn, plan.updates)
+    claims.insert_attempts(conn, plan.attempts)
+    claims.record_outcomes(conn, plan.updates)
     # One batch may open, close and reopen a circuit: act on where each one ended up.
     for system in dict.fromkeys(plan.changed):
         if system in holds.open:
-            q.move(
+            transitions.move(
                 conn,
                 now,
                 to_status=Status.HELD,
@@ -218,34 +220,40 @@ def apply(
                 system=system,
             )
         else:
-            _release_system(conn, topology, holds, system, now)
+            release_system(conn, topology, holds, system, HoldReason.DOWNSTREAM_DOWN, now)
     for system in plan.saved:
-        q.save_circuit(conn, circuit_row(circuits[system], now))
+        circuits.save_circuit(conn, circuit_row(breakers[system], now))
     if plan.delivered_keys:
-        rows = q.next_blocked(conn, sorted(plan.delivered_keys))
+        rows = claims.next_blocked(conn, sorted(plan.delivered_keys))
         for (to_status, to_reason), ids in holds.place_rows(rows).items():
-            q.set_state(conn, ids, to_status, to_reason, now)
+            transitions.set_state(conn, ids, to_status, to_reason, now)
     for e in plan.events:
-        q.add_event(conn, now, e.kind, e.detail, e.system, e.flow)
+        events.add_event(conn, now, e.kind, e.detail, e.system, e.flow)
 
 
 def _event(kind: str, detail: dict[str, Any], flow: Flow) -> Event:
     return Event(kind, detail, system=flow.target, flow=flow.name)
 
 
-def _release_system(
-    conn: Connection, topology: Topology, holds: Holds, system: str, now: datetime
+def release_system(
+    conn: Connection,
+    topology: Topology,
+    holds: Holds,
+    system: str,
+    reason: HoldReason,
+    now: datetime,
 ) -> None:
-    """The circuit closed: its deliveries held for it go wherever their holds now say."""
+    """A system's hold ``reason`` is over (its circuit closed, its window ended): its
+    deliveries held for it go wherever their holds now say."""
     for flow in topology.flows_to(system):
-        status, reason = holds.place(flow.name, system)
-        q.move(
+        status, to_reason = holds.place(flow.name, system)
+        transitions.move(
             conn,
             now,
             to_status=status,
-            to_reason=reason,
+            to_reason=to_reason,
             status=Status.HELD,
-            reasons=[HoldReason.DOWNSTREAM_DOWN],
+            reasons=[reason],
             flow=flow.name,
         )
 
@@ -260,7 +268,7 @@ def give_back(conn: Connection, jobs: list[Job], holds: Holds, now: datetime) ->
     ).items():
         groups[key].extend(ids)
     for (to_status, to_reason), ids in groups.items():
-        q.set_state(conn, ids, to_status, to_reason, now, leased_only=True)
+        transitions.set_state(conn, ids, to_status, to_reason, now, leased_only=True)
 
 
 def circuit_row(circ: Circuit, now: datetime) -> dict[str, Any]:

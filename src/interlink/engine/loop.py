@@ -45,8 +45,8 @@ from interlink.engine.retry import RetryPolicy
 from interlink.errors import InterlinkError
 from interlink.hooks import Hooks
 from interlink.metrics import CIRCUIT
-from interlink.store import queries as q
 from interlink.store.db import Store
+from interlink.store.queries import events, workers
 from interlink.transports.base import Transport
 
 log = logging.getLogger("interlink.engine")
@@ -139,18 +139,18 @@ class Registry:
             self._settling = True
             self._pending = (usable, granted)
 
-    def _heartbeat(self, conn: Connection, now: datetime, reset: bool) -> list[q.Registered]:
-        q.heartbeat(conn, self.worker_id, now, LIVE, reset)
+    def _heartbeat(self, conn: Connection, now: datetime, reset: bool) -> list[workers.Registered]:
+        workers.heartbeat(conn, self.worker_id, now, LIVE, reset)
         if reset:
-            q.notify_registry(conn)  # the others shrink to make room now, not at their next
-        return q.registry(conn, now, LIVE, SETTLE)
+            events.notify_registry(conn)  # the others shrink to make room now, not at their next
+        return workers.registry(conn, now, LIVE, SETTLE)
 
     def _publish(
         self, conn: Connection, want: dict[str, float]
     ) -> tuple[dict[str, float], dict[str, float], list[datetime | None]]:
         """Under the registry's lock: take what the others leave of ``want``; publish it."""
         now = self.clock.now()
-        rows = q.registry(conn, now, LIVE, SETTLE)
+        rows = workers.registry(conn, now, LIVE, SETTLE)
         granted = grants(
             self.declared, want, self.worker_id, {r.id: r.shares for r in rows if r.live}
         )
@@ -166,9 +166,9 @@ class Registry:
             for limit in self.declared
             if not limit.slots
         )
-        q.publish_shares(conn, self.worker_id, published, now if released else None)
+        workers.publish_shares(conn, self.worker_id, published, now if released else None)
         if shrank:
-            q.notify_registry(conn)  # room made: a worker waiting for it takes it now
+            events.notify_registry(conn)  # room made: a worker waiting for it takes it now
         return granted, published, [r.released_at for r in rows if r.id != self.worker_id]
 
     def settle(self, now: datetime) -> bool:
@@ -182,7 +182,9 @@ class Registry:
         return False
 
     async def retire(self) -> None:
-        await self.store.write(lambda conn: q.retire_worker(conn, self.worker_id, self.clock.now()))
+        await self.store.write(
+            lambda conn: workers.retire_worker(conn, self.worker_id, self.clock.now())
+        )
 
 
 class Engine:
@@ -312,7 +314,7 @@ class Engine:
         circuits = dispatcher.circuits
         await self.store.write(
             lambda conn: applier.apply(
-                conn, plan, now, topology=self.topology, hooks=self.hooks, circuits=circuits
+                conn, plan, now, topology=self.topology, hooks=self.hooks, breakers=circuits
             )
         )
         if plan.events and self.hooks.event_listeners:
@@ -462,10 +464,10 @@ class Engine:
                 async with await psycopg.AsyncConnection.connect(
                     url, autocommit=True, connect_timeout=5
                 ) as conn:
-                    await conn.execute(f"LISTEN {q.WORK_CHANNEL}")
+                    await conn.execute(f"LISTEN {events.WORK_CHANNEL}")
                     while not stop.is_set():
                         async for note in conn.notifies(timeout=1.0):
-                            if note.payload == q.REGISTRY_NEWS:
+                            if note.payload == events.REGISTRY_NEWS:
                                 self.registry.news = True
                             self._news()
             except (psycopg.Error, OSError) as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from interlink.store.queries import unindexed
+from interlink.store.queries.deliveries import unindexed
 from interlink.store.schema import attempts, deliveries
 
 SLACK = timedelta(hours=1)

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 
-from interlink.features.alerts import notify
-from interlink.features.alerts import queries as q
+from interlink.features.alerts import notify, queries
 from interlink.features.alerts.rules import RULES, Aggregator, Event, Message, route
 
 if TYPE_CHECKING:
@@ -109,10 +108,10 @@ class Alerter:
 
     def _take(self, now: datetime) -> tuple[int, int]:
         def read(conn: Connection) -> tuple[tuple[int, str] | None, int, list[Any]]:
-            cursor = q.load_cursor(conn, CURSOR)
+            cursor = queries.load_cursor(conn, CURSOR)
             # Without a cursor (the migration makes one), alerting starts from now.
-            after = cursor[0] if cursor else q.last_event_id(conn)
-            return cursor, after, q.events_after(conn, after, self.batch)
+            after = cursor[0] if cursor else queries.last_event_id(conn)
+            return cursor, after, queries.events_after(conn, after, self.batch)
 
         cursor, after, rows = self.hub.store.read_sync(read)
         state = cursor[1] if cursor else "{}"
@@ -127,16 +126,16 @@ class Alerter:
             for e in m.examples
             if isinstance(e.detail.get("delivery"), int)
         ]
-        refs = self.hub.store.read_sync(lambda conn: q.delivery_refs(conn, ids))
+        refs = self.hub.store.read_sync(lambda conn: queries.delivery_refs(conn, ids))
         alert_rows = [row for m in messages for row in self._rows(m, now, refs)]
         last_id = events[-1].id if events else after
         incidents = self.hub.capabilities.get("incidents")
 
         def write(conn: Connection) -> bool:
-            if not q.save_cursor(conn, CURSOR, cursor[0] if cursor else None, last_id,
+            if not queries.save_cursor(conn, CURSOR, cursor[0] if cursor else None, last_id,
                                  aggregator.dump(), now):  # fmt: skip
                 return False
-            q.insert_alerts(conn, alert_rows)
+            queries.insert_alerts(conn, alert_rows)
             if incidents is not None:
                 for m in messages:
                     incidents.record_alert(conn, now, m, refs)
@@ -200,7 +199,9 @@ class Alerter:
         return rows
 
     def _send_due(self, now: datetime, result: RunResult) -> None:
-        rows = self.hub.store.write_sync(lambda conn: q.claim_due(conn, now, now + LEASE, 200))
+        rows = self.hub.store.write_sync(
+            lambda conn: queries.claim_due(conn, now, now + LEASE, 200)
+        )
         if not rows:
             return
         outcomes = self.send_rows(rows)
@@ -226,7 +227,7 @@ class Alerter:
                     {"id": row.id, "status": "pending", "attempts": attempts,
                      "next_at": now + RETRY[attempts - 1], "sent_at": None, "error": error}
                 )  # fmt: skip
-        self.hub.store.write_sync(lambda conn: q.finish(conn, finished))
+        self.hub.store.write_sync(lambda conn: queries.finish(conn, finished))
 
     def send_rows(self, rows: list[Any]) -> dict[int, str | None]:
         """Send each row in a worker thread; row id -> None when sent, else the error."""
@@ -280,7 +281,7 @@ class Alerter:
     ) -> list[dict[str, Any]]:
         limit = max(1, min(limit, 1000))
         rows = self.hub.store.read_sync(
-            lambda conn: q.list_alerts(
+            lambda conn: queries.list_alerts(
                 conn, status=status, kind=kind, flow=flow, system=system, since=since, limit=limit
             )
         )

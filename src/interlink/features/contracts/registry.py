@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 
 from interlink.errors import ConfigError, Conflict, InputError, Invalid, NotFound
 from interlink.features.contracts import impact as impact_
-from interlink.features.contracts import queries as sql
+from interlink.features.contracts import queries
 from interlink.features.contracts.diff import SchemaError, compare, fingerprint
-from interlink.store import queries as q
+from interlink.store.queries import audit, events
 from interlink.validation import ContractValidator, pattern_problems
 
 if TYPE_CHECKING:
@@ -151,19 +151,19 @@ class Registry:
         """Version 1 from the file where none exists; intake takes the stored versions."""
         topology = self.hub.topology
         files = {n: d.contract_schema for n, d in topology.documents.items() if d.contract_schema}
-        latest = self.hub.store.read_sync(sql.latest_versions)
+        latest = self.hub.store.read_sync(queries.latest_versions)
         missing = sorted(set(files) - set(latest))
         if missing:
             now = self.hub.clock.now()
 
             def write(conn: Connection) -> None:
                 for name in missing:
-                    if sql.current_version(conn, name) is not None:
+                    if queries.current_version(conn, name) is not None:
                         continue
                     schema = files[name]
                     try:
                         with conn.begin_nested():
-                            sql.insert_version(
+                            queries.insert_version(
                                 conn,
                                 {
                                     "document": name,
@@ -180,7 +180,7 @@ class Registry:
                         pass  # another process wrote it first
 
             self.hub.store.write_sync(write)
-            latest = self.hub.store.read_sync(sql.latest_versions)
+            latest = self.hub.store.read_sync(queries.latest_versions)
         self._adopt(latest, files)
 
     def _adopt(self, latest: dict[str, tuple[int, str]], files: dict[str, Any]) -> None:
@@ -192,7 +192,7 @@ class Registry:
             and (name not in files or schema_hash(files[name]) != digest)
         ]
         if stale:
-            rows = self.hub.store.read_sync(lambda conn: sql.current_schemas(conn, stale))
+            rows = self.hub.store.read_sync(lambda conn: queries.current_schemas(conn, stale))
             for name, row in rows.items():
                 self.hub.intake.set_contract(name, json.loads(row.schema))
         self._known.update({name: version for name, (version, _) in latest.items()})
@@ -202,11 +202,11 @@ class Registry:
         if self._next_poll is not None and now < self._next_poll:
             return
         self._next_poll = now + POLL_INTERVAL
-        latest = sql.latest_versions(conn)
+        latest = queries.latest_versions(conn)
         newer = [n for n, (v, _) in latest.items() if self._known.get(n, 0) < v]
         if not newer:
             return
-        rows = sql.current_schemas(conn, newer)
+        rows = queries.current_schemas(conn, newer)
         for name, row in rows.items():
             if name in self.hub.topology.documents:
                 self.hub.intake.set_contract(name, json.loads(row.schema))
@@ -221,7 +221,7 @@ class Registry:
 
     def current(self, document: str) -> Version:
         self.check_document(document)
-        row = self.hub.store.read_sync(lambda conn: sql.current_version(conn, document))
+        row = self.hub.store.read_sync(lambda conn: queries.current_version(conn, document))
         if row is not None:
             return _version(row)
         schema = self.hub.topology.documents[document].contract_schema or {}
@@ -229,11 +229,11 @@ class Registry:
 
     def history(self, document: str) -> list[Version]:
         self.check_document(document)
-        rows = self.hub.store.read_sync(lambda conn: sql.versions(conn, document))
+        rows = self.hub.store.read_sync(lambda conn: queries.versions(conn, document))
         return [_version(r) for r in rows]
 
     def overview(self) -> list[dict[str, Any]]:
-        latest = self.hub.store.read_sync(sql.latest_versions)
+        latest = self.hub.store.read_sync(queries.latest_versions)
         out = []
         for name, doc in sorted(self.hub.topology.documents.items()):
             version, digest = latest.get(name, (0, None))
@@ -296,7 +296,7 @@ class Registry:
         would be refused, and the problems of the first few."""
         if limit == 0:
             return {"checked": 0, "refused": 0, "examples": []}
-        rows = self.hub.store.read_sync(lambda conn: sql.recent_payloads(conn, document, limit))
+        rows = self.hub.store.read_sync(lambda conn: queries.recent_payloads(conn, document, limit))
         refused = 0
         examples: list[dict[str, Any]] = []
         for row in rows:
@@ -335,9 +335,9 @@ class Registry:
         forced = bool(report["breaking"])
 
         def write(conn: Connection) -> int:
-            row = sql.current_version(conn, document)
+            row = queries.current_version(conn, document)
             version = (row.version if row is not None else 0) + 1
-            sql.insert_version(
+            queries.insert_version(
                 conn,
                 {
                     "document": document,
@@ -365,8 +365,8 @@ class Registry:
                 "replay": {k: report["replay"][k] for k in ("checked", "refused")},
                 "actions": report["actions"],
             }
-            q.add_event(conn, now, "contract_published", detail)
-            q.add_audit(conn, now, actor, "contract_publish", f"document:{document}", detail)
+            events.add_event(conn, now, "contract_published", detail)
+            audit.add_audit(conn, now, actor, "contract_publish", f"document:{document}", detail)
             return version
 
         version = self.hub.store.write_sync(write)

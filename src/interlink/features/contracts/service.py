@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from interlink.errors import InputError, NotFound
-from interlink.features.contracts import coverage
-from interlink.features.contracts import queries as sql
+from interlink.features.contracts import coverage, queries
 from interlink.features.contracts.registry import Registry
-from interlink.store import queries as q
+from interlink.store.queries import audit, documents
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -37,15 +36,17 @@ class Scenarios:
         classified = [n for n, d in topology.documents.items() if d.scenarios]
 
         def read(conn: Connection) -> coverage.Counts:
-            by_type = {(r.type, r.scenario): r.n for r in sql.scenario_counts(conn, since, until)}
+            by_type = {
+                (r.type, r.scenario): r.n for r in queries.scenario_counts(conn, since, until)
+            }
             by_flow = {
                 (r.flow, r.scenario): r.n
-                for r in sql.flow_scenario_counts(conn, since, until, flow)
+                for r in queries.flow_scenario_counts(conn, since, until, flow)
             }
             unmapped = {
                 name: [
                     json.loads(r.payload)
-                    for r in sql.unmapped_payloads(
+                    for r in queries.unmapped_payloads(
                         conn, name, since, until, coverage.UNMAPPED_SAMPLE
                     )
                 ]
@@ -77,8 +78,8 @@ class Scenarios:
         now = self.hub.clock.now()
 
         def write(conn: Connection) -> dict[str, Any]:
-            rows = sql.unmapped_held(conn, document, flow)
-            if document is not None and not rows and q.get_document(conn, document) is None:
+            rows = queries.unmapped_held(conn, document, flow)
+            if document is not None and not rows and documents.get_document(conn, document) is None:
                 raise NotFound(f"no document {document!r}")
             self.hub.requeue(conn, [(r.id, r.flow, r.system) for r in rows], now)
             by_flow: dict[str, int] = defaultdict(int)
@@ -91,7 +92,7 @@ class Scenarios:
             }
             if rows:
                 target = f"document:{document}" if document else f"flow:{flow}"
-                q.add_audit(conn, now, actor, "release_unmapped", target, result)
+                audit.add_audit(conn, now, actor, "release_unmapped", target, result)
             return result
 
         result = self.hub.store.write_sync(write)

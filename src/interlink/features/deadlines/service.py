@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from interlink.config import Topology
-from interlink.features.deadlines import queries as sql
+from interlink.features.deadlines import queries
 from interlink.model import Status
-from interlink.store import queries as q
+from interlink.store.queries import events
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -142,16 +142,18 @@ class DeadlineWatch:
         written = 0
         tz = self.topology.tz
         for flow in self.flows:
-            rows = sql.deadline_candidates(conn, flow.name, now, now + self.lead)
+            rows = queries.deadline_candidates(conn, flow.name, now, now + self.lead)
             if not rows:
                 continue
             report = plan_reports(rows, now, self.lead, tz)
             for kind, items in ((AT_RISK, report.at_risk), (MISSED, report.missed)):
                 if items:
                     detail = event_detail(flow, items, self.lead)
-                    q.add_event(conn, now, kind, detail, flow.target, flow.name)
+                    events.add_event(conn, now, kind, detail, flow.target, flow.name)
                     written += 1
-            sql.save_reports(conn, now, report.new_at_risk, report.new_missed, report.known_missed)
+            queries.save_reports(
+                conn, now, report.new_at_risk, report.new_missed, report.known_missed
+            )
         return written
 
 

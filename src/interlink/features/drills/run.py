@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from interlink.clock import SystemClock
 from interlink.config import Flow, Topology
 from interlink.errors import ConfigError, InterlinkError
-from interlink.features.drills import queries as sql
+from interlink.features.drills import queries
 from interlink.features.drills.expectations import (
     FAILED,
     NOT_AVAILABLE,
@@ -287,7 +287,7 @@ async def _run(
             if feeder.done():
                 feeder.result()  # a bug in feeding surfaces here, not silently
                 if elapsed >= timeline_end:
-                    open_ = await hub.store.read(sql.unsettled)
+                    open_ = await hub.store.read(queries.unsettled)
                     if open_ == 0:
                         settled = True
                         break
@@ -386,7 +386,7 @@ def _report(
     def t(when: datetime | None) -> float | None:
         return None if when is None else round((when - wall0).total_seconds(), 3)
 
-    rows = hub.store.read_sync(sql.rehearsal_deliveries)
+    rows = hub.store.read_sync(queries.rehearsal_deliveries)
     deliveries = [
         {
             "id": r.id,
@@ -407,7 +407,7 @@ def _report(
         for r in rows
     ]
     events = []
-    for e in hub.store.read_sync(sql.rehearsal_events):
+    for e in hub.store.read_sync(queries.rehearsal_events):
         detail = json.loads(e.detail)
         events.append(
             {"t": t(e.at), "kind": e.kind, "system": e.system, "flow": e.flow, "detail": detail}
@@ -453,7 +453,7 @@ def _report(
         catalogue, {f: topology.flows[f].document for f in drill.flows}, drill, deliveries
     )
     duration = (finished - wall0).total_seconds()
-    attempts = hub.store.read_sync(sql.rehearsal_attempts)
+    attempts = hub.store.read_sync(queries.rehearsal_attempts)
     outcomes: list[str] = []
     buckets: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for a in attempts:
@@ -579,7 +579,7 @@ def record(store: Store, report: dict[str, Any]) -> int:
     started = datetime.fromisoformat(report["started"])
     finished = datetime.fromisoformat(report["finished"])
     return store.write_sync(
-        lambda conn: sql.add_run(
+        lambda conn: queries.add_run(
             conn,
             name=report["drill"],
             file=report["file"],

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from interlink.errors import NotFound
-from interlink.features.drills import queries as sql
+from interlink.features.drills import queries
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -19,11 +19,11 @@ class Drills:
         self.hub = hub
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.hub.store.read_sync(lambda conn: sql.list_runs(conn, min(limit, 500)))
+        rows = self.hub.store.read_sync(lambda conn: queries.list_runs(conn, min(limit, 500)))
         return [_run_json(row) for row in rows]
 
     def run(self, run_id: int) -> dict[str, Any]:
-        row = self.hub.store.read_sync(lambda conn: sql.get_run(conn, run_id))
+        row = self.hub.store.read_sync(lambda conn: queries.get_run(conn, run_id))
         if row is None:
             raise NotFound(f"no drill run {run_id}")
         return {**_run_json(row), "report": json.loads(row.report)}

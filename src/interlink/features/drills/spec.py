@@ -25,6 +25,7 @@ from interlink.config import (
     Topology,
     YamlReader,
     read_mapping,
+    read_text,
     validation_message,
 )
 from interlink.errors import ConfigError
@@ -218,15 +219,7 @@ class DrillFile:
 
 def load(path: str | Path) -> DrillFile:
     name = str(path)
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{name}: no such file"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{name}: not UTF-8 text"]) from None
-    except OSError as e:
-        raise ConfigError([f"{name}: {e.strerror or e}"]) from None
-    return loads(text, name)
+    return loads(read_text(name), name)
 
 
 def loads(text: str, path: str = "drill.yaml") -> DrillFile:

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 from interlink.csv_export import to_csv
 from interlink.errors import InputError, NotFound, TooLarge
 from interlink.features.alerts.rules import RULES, Message, describe, incident_key
-from interlink.features.incidents import queries as q
+from interlink.features.incidents import queries
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -155,18 +155,18 @@ class Incidents:
     ) -> list[dict[str, Any]]:
         f = f or IncidentFilter()
         self.check_filter(f)
-        rows = self.hub.store.read_sync(lambda conn: q.search(conn, **vars(f), limit=limit))
+        rows = self.hub.store.read_sync(lambda conn: queries.search(conn, **vars(f), limit=limit))
         return [self._summary(r) for r in rows]
 
     def get(self, incident_id: int) -> dict[str, Any]:
         def read(conn: Connection) -> dict[str, Any] | None:
-            row = q.get_incident(conn, incident_id)
+            row = queries.get_incident(conn, incident_id)
             if row is None:
                 return None
             out = self._summary(row)
             out["timeline"] = [
                 {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "text": e.text}
-                for e in q.entries(conn, incident_id)
+                for e in queries.entries(conn, incident_id)
             ]
             out["attachments"] = [
                 {
@@ -178,7 +178,7 @@ class Incidents:
                     "at": _iso(a.at),
                     "by": a.actor,
                 }
-                for a in q.attachments(conn, incident_id)
+                for a in queries.attachments(conn, incident_id)
             ]
             return out
 
@@ -238,7 +238,7 @@ class Incidents:
         now = self.hub.clock.now()
 
         def write(conn: Connection) -> int:
-            incident_id = q.insert_incident(
+            incident_id = queries.insert_incident(
                 conn,
                 {
                     "title": title[:300],
@@ -258,7 +258,7 @@ class Incidents:
                     "updated_at": now,
                 },
             )
-            q.add_entry(conn, incident_id, now, actor, "status", "opened")
+            queries.add_entry(conn, incident_id, now, actor, "status", "opened")
             return incident_id
 
         return self.get(self.hub.store.write_sync(write))
@@ -286,20 +286,20 @@ class Incidents:
         now = self.hub.clock.now()
 
         def write(conn: Connection) -> None:
-            row = q.get_incident(conn, incident_id)
+            row = queries.get_incident(conn, incident_id)
             if row is None:
                 raise NotFound(f"no incident {incident_id}")
             values: dict[str, Any] = {}
             if comment is not None:
-                q.add_entry(conn, incident_id, now, actor, "comment", _clean(comment))
+                queries.add_entry(conn, incident_id, now, actor, "comment", _clean(comment))
             if assignee is not None and (_clean(assignee) or None) != row.assignee:
                 values["assignee"] = _clean(assignee) or None
-                q.add_entry(
+                queries.add_entry(
                     conn, incident_id, now, actor, "assign", f"assigned to {assignee or 'nobody'}"
                 )
             if severity is not None and severity != row.severity:
                 values["severity"] = severity
-                q.add_entry(conn, incident_id, now, actor, "status", f"severity {severity}")
+                queries.add_entry(conn, incident_id, now, actor, "status", f"severity {severity}")
             target = status or row.status
             if resolution is not None and target != "resolved":
                 raise InputError("a resolution goes with status resolved")
@@ -313,15 +313,15 @@ class Incidents:
                 else:  # reopened, or on to investigating: no answer yet
                     values.update(resolution=None, resolved_at=None, resolved_by=None)
                     text = f"status {status}"
-                q.add_entry(conn, incident_id, now, actor, "status", text)
+                queries.add_entry(conn, incident_id, now, actor, "status", text)
             elif resolution is not None and _clean(resolution) != row.resolution:
                 values["resolution"] = _clean(resolution)
-                q.add_entry(
+                queries.add_entry(
                     conn, incident_id, now, actor, "status", f"resolution: {_clean(resolution)}"
                 )
             if values or comment is not None:
                 values["updated_at"] = now
-                q.update_incident(conn, incident_id, values)
+                queries.update_incident(conn, incident_id, values)
 
         self.hub.store.write_sync(write)
         return self.get(incident_id)
@@ -350,7 +350,7 @@ class Incidents:
         now = self.hub.clock.now()
 
         def write(conn: Connection) -> int:
-            attachment_id = q.add_attachment(
+            attachment_id = queries.add_attachment(
                 conn,
                 {
                     "incident_id": incident_id,
@@ -363,8 +363,8 @@ class Incidents:
                     "stored_as": relative,
                 },
             )
-            q.add_entry(conn, incident_id, now, actor, "comment", f"attached {name}")
-            q.update_incident(conn, incident_id, {"updated_at": now})
+            queries.add_entry(conn, incident_id, now, actor, "comment", f"attached {name}")
+            queries.update_incident(conn, incident_id, {"updated_at": now})
             return attachment_id
 
         try:
@@ -377,7 +377,7 @@ class Incidents:
 
     def attachment(self, incident_id: int, attachment_id: int) -> tuple[dict[str, Any], Path]:
         row = self.hub.store.read_sync(
-            lambda conn: q.get_attachment(conn, incident_id, attachment_id)
+            lambda conn: queries.get_attachment(conn, incident_id, attachment_id)
         )
         if row is None:
             raise NotFound(f"no attachment {attachment_id} on incident {incident_id}")
@@ -404,23 +404,25 @@ class Incidents:
 
         if message.kind in JOINS:
             joined_kind, text = JOINS[message.kind]
-            row = q.open_by_source(conn, incident_key(joined_kind, message.system, message.flow))
+            row = queries.open_by_source(
+                conn, incident_key(joined_kind, message.system, message.flow)
+            )
             if row is not None:
-                q.add_entry(conn, row.id, now, ALERTER, "alert", text)
-                q.update_incident(conn, row.id, {"updated_at": now})
+                queries.add_entry(conn, row.id, now, ALERTER, "alert", text)
+                queries.update_incident(conn, row.id, {"updated_at": now})
                 return int(row.id)
             return None
         if not rule.incident:
             return None
         key = incident_key(message.kind, message.system, message.flow)
         documents = [refs[i][1] for i in _delivery_ids(message) if i in refs]
-        row = q.open_by_source(conn, key)
+        row = queries.open_by_source(conn, key)
         text = message.subject().removeprefix("[interlink] ")
         if row is not None:
             known = _list(row.documents)
             merged = known + [d for d in documents if d not in known]
-            q.add_entry(conn, row.id, now, ALERTER, "alert", text)
-            q.update_incident(
+            queries.add_entry(conn, row.id, now, ALERTER, "alert", text)
+            queries.update_incident(
                 conn,
                 row.id,
                 {
@@ -440,7 +442,7 @@ class Incidents:
                 f.source for f in self.hub.topology.flows_to(message.system)
             ]
         first = message.examples[0] if message.examples else None
-        incident_id = q.insert_incident(
+        incident_id = queries.insert_incident(
             conn,
             {
                 "title": f"{rule.title}: {message.flow or message.system or 'hub'}"[:300],
@@ -460,7 +462,7 @@ class Incidents:
                 "updated_at": now,
             },
         )
-        q.add_entry(conn, incident_id, now, ALERTER, "alert", text)
+        queries.add_entry(conn, incident_id, now, ALERTER, "alert", text)
         return incident_id
 
     # -- export and figures ---------------------------------------------------------------------

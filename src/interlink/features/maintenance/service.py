@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from interlink.config import parse_duration
-from interlink.engine.applier import load_holds
+from interlink.engine.applier import load_holds, release_system
 from interlink.errors import InputError, NotFound
-from interlink.features.maintenance import queries as sql
+from interlink.features.maintenance import queries
 from interlink.features.maintenance import windows as wa
 from interlink.features.maintenance.windows import Window
 from interlink.model import HoldReason, Status
-from interlink.store import queries as q
+from interlink.store.queries import audit, events, transitions
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -82,13 +82,13 @@ class Maintenance:
     def windows(self, include_all: bool = False) -> list[dict[str, Any]]:
         """Upcoming and open windows (every window with ``include_all``), by start."""
         now = self.hub.clock.now()
-        found = self.hub.store.read_sync(lambda conn: sql.list_windows(conn))
+        found = self.hub.store.read_sync(lambda conn: queries.list_windows(conn))
         if not include_all:
             found = [w for w in found if not w.cancelled and w.end > now]
         return [self._json(w, now) for w in found]
 
     def window(self, window_id: int) -> dict[str, Any]:
-        found = self.hub.store.read_sync(lambda conn: sql.get_window(conn, window_id))
+        found = self.hub.store.read_sync(lambda conn: queries.get_window(conn, window_id))
         if found is None:
             raise NotFound(f"no maintenance window {window_id}")
         return self._json(found, self.hub.clock.now())
@@ -96,7 +96,7 @@ class Maintenance:
     def active(self, now: datetime | None = None) -> dict[str, dict[str, Any]]:
         """system → its open window (id, start, end, reason, short_notice), for status."""
         now = now or self.hub.clock.now()
-        found = self.hub.store.read_sync(lambda conn: sql.list_windows(conn, since=now))
+        found = self.hub.store.read_sync(lambda conn: queries.list_windows(conn, since=now))
         return {
             w.system: {
                 "id": w.id,
@@ -111,7 +111,7 @@ class Maintenance:
 
     def ics(self) -> str:
         now = self.hub.clock.now()
-        found = self.hub.store.read_sync(lambda conn: sql.list_windows(conn))
+        found = self.hub.store.read_sync(lambda conn: queries.list_windows(conn))
         flows_of = {
             name: [f.name for f in self.topology.flows_to(name)] for name in self.topology.systems
         }
@@ -174,7 +174,7 @@ class Maintenance:
         errors: list[str] = []
         needs_force: list[str] = []
         warnings: list[str] = []
-        for other in sql.overlapping(conn, system_name, start, end):
+        for other in queries.overlapping(conn, system_name, start, end):
             errors.append(
                 f"overlaps window {other.id} of {system_name} "
                 f"({self._local(other.start)} to {self._local(other.end)}: {other.reason})"
@@ -261,7 +261,7 @@ class Maintenance:
         """Per-flow and per-system hour-of-week histograms of the last 28 days, and how many
         weeks of history they hold (at least one)."""
         since = now - timedelta(days=TRAFFIC_DAYS)
-        rows = sql.traffic_per_hour(conn, system, since, now)
+        rows = queries.traffic_per_hour(conn, system, since, now)
         by_flow: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         for flow, when, count in rows:
             by_flow[flow].append((when, count))
@@ -280,7 +280,7 @@ class Maintenance:
     def _deadlines(
         self, conn: Connection, system: str, start: datetime, end: datetime
     ) -> dict[str, Any]:
-        rows, total = sql.deadlines_within(conn, system, start, end, SAMPLE)
+        rows, total = queries.deadlines_within(conn, system, start, end, SAMPLE)
         return {
             "total": total,
             "documents": [
@@ -328,7 +328,7 @@ class Maintenance:
                     "announce it anyway)",
                     checks=found,
                 )
-            window_id = sql.insert_window(
+            window_id = queries.insert_window(
                 conn,
                 {
                     "system": system,
@@ -340,7 +340,7 @@ class Maintenance:
                     "created_by": actor,
                 },
             )
-            window = sql.get_window(conn, window_id)
+            window = queries.get_window(conn, window_id)
             assert window is not None
             detail = {
                 **self._detail(window),
@@ -350,8 +350,8 @@ class Maintenance:
                 "quietest_slot": found["quietest_slot"],
                 "by": actor,
             }
-            q.add_event(conn, now, "maintenance_announced", detail, system)
-            q.add_audit(conn, now, actor, "maintenance_add", f"maintenance:{window_id}", detail)
+            events.add_event(conn, now, "maintenance_announced", detail, system)
+            audit.add_audit(conn, now, actor, "maintenance_add", f"maintenance:{window_id}", detail)
             return {**self._json(window, now), "checks": found}
 
         result = self.hub.store.write_sync(write)
@@ -362,18 +362,20 @@ class Maintenance:
         now = self.hub.clock.now()
 
         def write(conn: Connection) -> Window:
-            window = sql.get_window(conn, window_id)
+            window = queries.get_window(conn, window_id)
             if window is None:
                 raise NotFound(f"no maintenance window {window_id}")
             if window.cancelled:
                 raise InputError(f"window {window_id} is already cancelled")
             if window.end <= now:
                 raise InputError(f"window {window_id} is over; there is nothing to cancel")
-            sql.cancel_window(conn, window_id, now, actor)
+            queries.cancel_window(conn, window_id, now, actor)
             detail = {**self._detail(window), "by": actor, "was": window.state(now)}
-            q.add_event(conn, now, "maintenance_cancelled", detail, window.system)
-            q.add_audit(conn, now, actor, "maintenance_cancel", f"maintenance:{window_id}", detail)
-            found = sql.get_window(conn, window_id)
+            events.add_event(conn, now, "maintenance_cancelled", detail, window.system)
+            audit.add_audit(
+                conn, now, actor, "maintenance_cancel", f"maintenance:{window_id}", detail
+            )
+            found = queries.get_window(conn, window_id)
             assert found is not None
             return found
 
@@ -408,7 +410,7 @@ class Maintenance:
             loaded = self._loaded_at
             if self._stale or loaded is None or now < loaded or now - loaded >= REFRESH:
                 self._stale = False
-                self._cache = {w.id: w for w in sql.live_windows(conn)}
+                self._cache = {w.id: w for w in queries.live_windows(conn)}
                 self._loaded_at = now
             return self._cache
 
@@ -474,19 +476,19 @@ class Maintenance:
         # No reminder for a window announced inside the reminder lead: the announcement was
         # the reminder. Nor for one whose start has already passed.
         announced_late = w.created_at is not None and w.start - w.created_at <= self.reminder
-        if sql.mark(conn, w.id, "reminded_at", now) and not announced_late and now < w.start:
+        if queries.mark(conn, w.id, "reminded_at", now) and not announced_late and now < w.start:
             detail = {
                 **self._detail(w),
                 "starts_in_seconds": (w.start - now).total_seconds(),
                 "expected_backlog": self._backlog(conn, w.system, w.start, w.end, now),
                 "deadlines": self._deadlines(conn, w.system, w.start, w.end),
             }
-            q.add_event(conn, now, "maintenance_reminder", detail, w.system)
+            events.add_event(conn, now, "maintenance_reminder", detail, w.system)
         return dataclasses.replace(w, reminded_at=now)
 
     def _start(self, conn: Connection, w: Window, now: datetime) -> Window:
-        if sql.mark(conn, w.id, "started_at", now):
-            moved = q.move(
+        if queries.mark(conn, w.id, "started_at", now):
+            moved = transitions.move(
                 conn,
                 now,
                 to_status=Status.HELD,
@@ -494,18 +496,18 @@ class Maintenance:
                 status=Status.PENDING,
                 system=w.system,
             )
-            q.add_event(
+            events.add_event(
                 conn, now, "maintenance_started", {**self._detail(w), "held": moved}, w.system
             )
         return dataclasses.replace(w, started_at=now)
 
     def _end(self, conn: Connection, w: Window, now: datetime) -> Window:
         held = w.held_count
-        if sql.mark(conn, w.id, "ended_at", now):
-            held = sql.record_held(conn, w.id, w.system)
-            sql.set_held_count(conn, w.id, held)
+        if queries.mark(conn, w.id, "ended_at", now):
+            held = queries.record_held(conn, w.id, w.system)
+            queries.set_held_count(conn, w.id, held)
             self._release(conn, w.system, now)
-            q.add_event(
+            events.add_event(
                 conn,
                 now,
                 "maintenance_ended",
@@ -517,32 +519,26 @@ class Maintenance:
 
     def _release(self, conn: Connection, system: str, now: datetime) -> None:
         holds = load_holds(conn, now)  # not this feature's own holds: the window is over
-        for flow in self.topology.flows_to(system):
-            status, reason = holds.place(flow.name, system)
-            q.move(
-                conn,
-                now,
-                to_status=status,
-                to_reason=reason,
-                status=Status.HELD,
-                reasons=[HoldReason.MAINTENANCE],
-                flow=flow.name,
-            )
+        release_system(conn, self.topology, holds, system, HoldReason.MAINTENANCE, now)
 
     def _drain(self, conn: Connection, w: Window, now: datetime) -> Window:
         ended = w.ended_at or w.end
         if now < ended + DRAIN_REPORT_AFTER:
             # The cheap test first, the full count only once it passes.
-            low, high = sql.held_bounds(conn, w.id)
-            if low is not None and high is not None and sql.any_waiting(conn, w.system, low, high):
+            low, high = queries.held_bounds(conn, w.id)
+            if (
+                low is not None
+                and high is not None
+                and queries.any_waiting(conn, w.system, low, high)
+            ):
                 self._next_drain_check[w.id] = now + DRAIN_CHECK
                 return w
-        counts, last = sql.drain_state(conn, w.id)
+        counts, last = queries.drain_state(conn, w.id)
         waiting = sum(c for s, _, c in counts if s in (Status.PENDING, Status.IN_FLIGHT))
         if waiting and now < ended + DRAIN_REPORT_AFTER:
             self._next_drain_check[w.id] = now + DRAIN_CHECK
             return w
-        if not sql.mark(conn, w.id, "drained_at", now):
+        if not queries.mark(conn, w.id, "drained_at", now):
             return dataclasses.replace(w, drained_at=now)
         held = sum(c for _, _, c in counts)
         delivered = sum(c for s, _, c in counts if s == Status.DELIVERED)
@@ -564,7 +560,7 @@ class Maintenance:
                 "state": f"{r.status}: {r.reason}" if r.reason else r.status,
                 "last_error": r.last_error,
             }
-            for r in (sql.stuck_sample(conn, w.id, SAMPLE) if stuck else [])
+            for r in (queries.stuck_sample(conn, w.id, SAMPLE) if stuck else [])
         ]
         detail = {
             **self._detail(w),
@@ -577,7 +573,7 @@ class Maintenance:
             "stuck_sample": sample,
             "summary": summary,
         }
-        q.add_event(conn, now, "maintenance_drained", detail, w.system)
+        events.add_event(conn, now, "maintenance_drained", detail, w.system)
         return dataclasses.replace(w, drained_at=now)
 
 

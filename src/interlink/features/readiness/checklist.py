@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from interlink.config import Flow, System, Topology
-from interlink.features.drills import queries as sql
+from interlink.features.drills import queries
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -269,7 +269,9 @@ async def check(
     by_target = dict(zip(targets, probes, strict=True))
     alerts = await _alerts(hub)
     runs = await hub.store.read(
-        lambda conn: {f.name: sql.last_outage_pass(conn, f.name, f.target, since) for f in flows}
+        lambda conn: {
+            f.name: queries.last_outage_pass(conn, f.name, f.target, since) for f in flows
+        }
     )
     out = []
     for f in flows:

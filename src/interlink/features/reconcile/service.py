@@ -23,12 +23,11 @@ from sqlalchemy import Connection
 
 from interlink.config import Flow, ReconcileColumns, ReconcileSettings
 from interlink.errors import InputError, NotFound
-from interlink.features.reconcile import queries as sql
-from interlink.features.reconcile import sources
+from interlink.features.reconcile import queries, sources
 from interlink.features.reconcile.matching import CATEGORIES, ERRORS, Item, Ours, Rules, match_key
 from interlink.features.reconcile.sources import to_theirs
 from interlink.model import Status
-from interlink.store import queries as q
+from interlink.store.queries import audit, events
 from interlink.times import parse_time
 
 if TYPE_CHECKING:
@@ -344,7 +343,7 @@ class Reconciler:
         currency_field = settings.currency_field
 
         def read(conn: Connection) -> None:
-            mine = sql.ours(
+            mine = queries.ours(
                 conn, flow.name, report.since, report.until, status_field, currency_field
             )
             self._merge(mine, table.sorted(), rules, report)
@@ -434,7 +433,7 @@ class Reconciler:
         if not extras:
             return
         keys = sorted({item.key for item in extras})
-        known = self.hub.store.read_sync(lambda conn: sql.keys_on_flow(conn, flow, keys))
+        known = self.hub.store.read_sync(lambda conn: queries.keys_on_flow(conn, flow, keys))
         for item in extras:
             if item.key in known:
                 item.category = "timing"
@@ -446,7 +445,7 @@ class Reconciler:
         totals = report.totals()
 
         def write(conn: Connection) -> int:
-            run_id = sql.insert_run(
+            run_id = queries.insert_run(
                 conn,
                 {
                     "flow": report.flow,
@@ -462,7 +461,7 @@ class Reconciler:
                     "actor": actor,
                 },
             )
-            sql.insert_items(
+            queries.insert_items(
                 conn,
                 [
                     {
@@ -484,7 +483,7 @@ class Reconciler:
                     for i in report.items
                 ],
             )
-            q.add_event(
+            events.add_event(
                 conn,
                 now,
                 "reconcile_finished",
@@ -509,7 +508,7 @@ class Reconciler:
         if flow is not None:
             self._flow(flow)
         limit = max(1, min(limit, 500))
-        rows = self.hub.store.read_sync(lambda conn: sql.list_runs(conn, flow, before, limit))
+        rows = self.hub.store.read_sync(lambda conn: queries.list_runs(conn, flow, before, limit))
         return [_run_json(row) for row in rows]
 
     def stored(
@@ -523,7 +522,9 @@ class Reconciler:
             raise InputError(f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}")
 
         def read(conn: Connection) -> tuple[Any, list[Any]]:
-            return sql.get_run(conn, run_id), sql.list_items(conn, run_id, category, after, limit)
+            return queries.get_run(conn, run_id), queries.list_items(
+                conn, run_id, category, after, limit
+            )
 
         row, items = self.hub.store.read_sync(read)
         if row is None:
@@ -543,12 +544,12 @@ class Reconciler:
         hub = self.hub
 
         def work(conn: Connection) -> dict[str, Any]:
-            run = sql.get_run(conn, run_id)
+            run = queries.get_run(conn, run_id)
             if run is None:
                 raise NotFound(f"no reconciliation run {run_id}")
-            missing = sql.list_items(conn, run_id, "missing", None, None)
+            missing = queries.list_items(conn, run_id, "missing", None, None)
             ids = sorted({i.delivery_id for i in missing if i.delivery_id is not None})
-            states = sql.delivery_states(conn, ids)
+            states = queries.delivery_states(conn, ids)
             again = [r for r in states if r.status in REPUSHABLE]
             on_way = [r for r in states if r.status not in REPUSHABLE]
             result = {
@@ -563,7 +564,7 @@ class Reconciler:
             }
             if not dry_run and again:
                 hub.requeue(conn, [(r.id, r.flow, r.system) for r in again], now)
-                q.add_audit(conn, now, actor, "reconcile_repush", f"reconcile:{run_id}", result)
+                audit.add_audit(conn, now, actor, "reconcile_repush", f"reconcile:{run_id}", result)
             return result
 
         if dry_run:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import DeliveryFilter
 from interlink.store import console as store
-from interlink.store import queries as q
+from interlink.store.queries import circuits
 from interlink.web.console import charts
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
 
@@ -41,7 +41,7 @@ def _values(source: Any) -> dict[str, str]:
 
 
 def _hold(ctx: Ctx, flow: str) -> Any | None:
-    rows = ctx.hub.store.read_sync(q.flow_hold_rows)
+    rows = ctx.hub.store.read_sync(circuits.flow_hold_rows)
     return next((r for r in rows if r.flow == flow and r.hold), None)
 
 
