@@ -25,6 +25,7 @@ from interlink.errors import InputError, NotFound
 from interlink.hooks import Hooks
 from interlink.intake import Intake
 from interlink.model import CircuitState, DeadReason, Delivery, Document, HoldReason, Status
+from interlink.store import console
 from interlink.store.db import Store, open_store
 from interlink.store.queries import (
     audit,
@@ -309,6 +310,19 @@ class Hub:
                 }
             systems[name]["window"] = open_windows.get(name)
         return {"flows": flows, "systems": systems}
+
+    def flow_hold(self, flow: str) -> Any | None:
+        """The flow's hold row (``hold``, ``note``, ``actor``, ``since``) while it is held."""
+        rows = self.store.read_sync(circuits.flow_hold_rows)
+        return next((r for r in rows if r.flow == flow and r.hold), None)
+
+    def hourly_outcomes(self, flow: str, since: datetime) -> dict[datetime, dict[str, int]]:
+        """{hour (UTC): {outcome: attempts}} of ``flow``'s attempts since ``since``."""
+        return self.store.read_sync(lambda conn: console.hourly_outcomes(conn, flow, since))
+
+    def delivered_since(self, since: datetime) -> dict[str, int]:
+        """{flow: deliveries completed since ``since``}."""
+        return self.store.read_sync(lambda conn: console.delivered_since(conn, since))
 
     def events(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.store.read_sync(lambda conn: events.list_events(conn, limit))

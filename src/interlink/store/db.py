@@ -151,6 +151,10 @@ class Store:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(self.read_sync, fn)
 
+    def ping(self) -> None:
+        """Raises unless the store answers a trivial read (liveness)."""
+        self.read_sync(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+
     # -- writes ---------------------------------------------------------------------------
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:

@@ -307,7 +307,7 @@ def create_app(
 
     @app.get("/healthz", summary="Liveness: the process answers and the store is readable")
     def healthz() -> dict[str, Any]:
-        hub.store.read_sync(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+        hub.store.ping()
         return {"status": "ok", "version": __version__}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -9,8 +9,6 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import DeliveryFilter
-from interlink.store import console as store
-from interlink.store.queries import circuits
 from interlink.web.console import charts
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
 
@@ -40,11 +38,6 @@ def _values(source: Any) -> dict[str, str]:
     return {k: str(source.get(k) or "").strip() for k in FILTERS}
 
 
-def _hold(ctx: Ctx, flow: str) -> Any | None:
-    rows = ctx.hub.store.read_sync(circuits.flow_hold_rows)
-    return next((r for r in rows if r.flow == flow and r.hold), None)
-
-
 def _hourly(
     ctx: Ctx, flow: str, slots: list[datetime], now: datetime
 ) -> dict[datetime, dict[str, int]]:
@@ -55,7 +48,7 @@ def _hourly(
     since = next((s for s in slots if (flow, s) not in cache), None)
     fresh: dict[datetime, dict[str, int]] = {}
     if since is not None:
-        fresh = ctx.hub.store.read_sync(lambda conn: store.hourly_outcomes(conn, flow, since))
+        fresh = ctx.hub.hourly_outcomes(flow, since)
         for slot in slots:
             if slot >= since and slot + HOUR <= now - FINAL_AFTER:
                 cache[(flow, slot)] = fresh.get(slot, {})
@@ -96,7 +89,7 @@ def flow_page(
     return ctx.render(
         "flow.html",
         flow=ctx.hub.topology.flows[name],
-        hold=_hold(ctx, name),
+        hold=ctx.hub.flow_hold(name),
         rows=rows,
         values=values,
         query=query,

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from interlink.errors import NotFound
-from interlink.store import console as store
 from interlink.web.console import graph
 from interlink.web.console.render import HERE, ConsoleRoute, Ctx, viewer
 from interlink.web.console.sections import deadlines_at_risk, open_incidents, upcoming_windows
@@ -52,7 +51,7 @@ def totals(status: dict[str, Any], delivered_today: dict[str, int]) -> dict[str,
 def live(ctx: Ctx) -> dict[str, Any]:
     today = start_of_day(ctx)
     status = ctx.hub.status()
-    delivered_today = ctx.hub.store.read_sync(lambda conn: store.delivered_since(conn, today))
+    delivered_today = ctx.hub.delivered_since(today)
     for name, entry in status["flows"].items():
         entry["delivered_today"] = delivered_today.get(name, 0)
         entry["held_total"] = sum(entry["held"].values())
