@@ -13,7 +13,7 @@ A document matching no scenario is unmapped; one matching two is a catalogue err
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -87,20 +87,7 @@ def _compile_condition(get: Callable[[Any], Any], condition: Any) -> Predicate:
         ops = list(condition.items())
 
         def holds(payload: Any) -> bool:
-            value = get(payload)
-            for op, expected in ops:
-                if op == "exists":
-                    if (value is not _MISSING) != bool(expected):
-                        return False
-                elif op == "in":
-                    if value is _MISSING or value not in expected:
-                        return False
-                elif op in _COMPARE:
-                    if value is _MISSING or not _compare(op, value, expected):
-                        return False
-                else:
-                    return False
-            return True
+            return _all_hold(get(payload), ops)
 
         return holds
     if isinstance(condition, list):
@@ -140,21 +127,26 @@ def _lookup(payload: Any, field: str) -> Any:
     return value
 
 
+def _all_hold(value: Any, ops: Iterable[tuple[str, Any]]) -> bool:
+    """Does ``value`` meet every ``(operator, expected)`` of one field's condition?"""
+    for op, expected in ops:
+        if op == "exists":
+            if (value is not _MISSING) != bool(expected):
+                return False
+        elif op == "in":
+            if value is _MISSING or value not in expected:
+                return False
+        elif op in _COMPARE:
+            if value is _MISSING or not _compare(op, value, expected):
+                return False
+        else:
+            return False
+    return True
+
+
 def _holds(value: Any, condition: Any) -> bool:
     if isinstance(condition, Mapping):
-        for op, expected in condition.items():
-            if op == "exists":
-                if (value is not _MISSING) != bool(expected):
-                    return False
-            elif op == "in":
-                if value is _MISSING or value not in expected:
-                    return False
-            elif op in _COMPARE:
-                if value is _MISSING or not _compare(op, value, expected):
-                    return False
-            else:
-                return False
-        return True
+        return _all_hold(value, condition.items())
     if isinstance(condition, list):
         return value is not _MISSING and value in condition
     return value is not _MISSING and value == condition
