@@ -2,6 +2,7 @@
 
     python bench/cost.py [--docs 20000] [--stores sqlite,postgresql]
                          [--pg postgresql://postgres@127.0.0.1:5432/test]
+                         [--transport default|aiohttp|reqwest|none]
 
 For each store, fresh: the documents submitted in process in batches of 500 (intake), then
 ``Engine.run`` (as ``serve`` runs it) until the receiver (its own process) has them all and the
@@ -13,6 +14,9 @@ automatic checkpoints off and a TRUNCATE checkpoint between phases; PostgreSQL's
 bench's database alone (records on its relations, autovacuum's too, and its transactions'
 commits, via pg_waldump on the server's pg_wal; n/a if unreadable) and for the whole server.
 Measuring runs on connections of its own, uncounted. Not a test: numbers go to docs/benchmarks.md.
+
+``--transport none`` answers every delivery 200 in process, without a network: the engine and
+the store alone, so that the difference to a real transport is what the HTTP client costs.
 """
 
 from __future__ import annotations
@@ -49,6 +53,32 @@ from interlink.config import load
 from interlink.intake import Item
 from interlink.service import Hub
 from interlink.features.registry import FEATURES
+from interlink.transports.base import Request, Response, Transport
+
+
+class NullTransport:
+    """Answers 200 at once: what a delivery costs without any HTTP."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, request: Request) -> Response:
+        self.sent += 1
+        return Response(status=200, headers={}, body=b"", elapsed_ms=0.0)
+
+    async def close(self) -> None:
+        return None
+
+
+def make_transport(name: str) -> Transport | None:
+    if name == "none":
+        return NullTransport()
+    if name == "default":
+        return None  # what the hub picks for itself
+    from interlink import transports
+
+    return transports.by_name(name)
+
 
 TRANSACTION = "BEGIN, COMMIT/ROLLBACK"
 PING = "SELECT 1 (pool pre-ping)"
@@ -59,6 +89,8 @@ KINDS = [
         "claim UPDATE .. RETURNING",
         re.compile(r"UPDATE deliveries SET .* RETURNING|WITH chosen AS", re.S),
     ),
+    ("claim SELECT (SQLite)", re.compile(r"SELECT d\.id, d\.document_id")),
+    ("claim lease UPDATE (SQLite)", re.compile(r"UPDATE deliveries SET status = 'in_flight'")),
     ("record UPDATE", re.compile(r"UPDATE deliveries AS d|WITH v\(b_id")),
     ("payload SELECT", re.compile(r"SELECT documents\.id, documents\.type, documents\.payload")),
     ("attempts INSERT", re.compile(r"INSERT INTO attempts")),
@@ -219,10 +251,15 @@ async def report(store: str, hub: Hub, meter: Meter, docs: int, receiver: str) -
         async def deliver() -> None:
             stop = asyncio.Event()
             task = asyncio.create_task(hub.engine.run(stop))
+            null = hub.engine.dispatcher.transport
             try:
                 while not task.done():
-                    seen = await stats(session, receiver)
-                    if int(seen["unique"]) >= docs:  # type: ignore[call-overload]
+                    if isinstance(null, NullTransport):
+                        done = null.sent
+                    else:
+                        seen = await stats(session, receiver)
+                        done = int(seen["unique"])  # type: ignore[call-overload]
+                    if done >= docs:
                         break
                     await asyncio.sleep(0.05)
             finally:
@@ -259,7 +296,7 @@ async def report(store: str, hub: Hub, meter: Meter, docs: int, receiver: str) -
     print(f"  by table: {parts}, all others {rest / docs:,.0f}")
 
 
-async def run_store(store: str, docs: int, receiver: str, pg: str) -> None:
+async def run_store(store: str, docs: int, receiver: str, pg: str, transport: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         topology(directory, receiver)
@@ -268,7 +305,11 @@ async def run_store(store: str, docs: int, receiver: str, pg: str) -> None:
             name, url = pg_database(pg)
             os.environ["INTERLINK_DATABASE_URL"] = url
         try:
-            hub = Hub(load(directory / "interlink.yaml"), features=FEATURES)
+            hub = Hub(
+                load(directory / "interlink.yaml"),
+                transport=make_transport(transport),
+                features=FEATURES,
+            )
             try:
                 with contextlib.closing(Meter(directory, url)) as meter:
                     await report(store, hub, meter, docs, receiver)
@@ -285,13 +326,17 @@ async def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--pg", default=PG_DEFAULT)
+    parser.add_argument("--transport", default="default", help="default|aiohttp|reqwest|none")
     args = parser.parse_args()
     os.environ["BENCH_TOKEN"] = TOKEN
     count_statements()
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; CPU is this process")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; CPU is this process;"
+        f" transport: {args.transport}"
+    )
     with ReceiverProcess() as receiver:
         for store in args.stores.split(","):
-            await run_store(store, args.docs, receiver.url, args.pg)
+            await run_store(store, args.docs, receiver.url, args.pg, args.transport)
 
 
 if __name__ == "__main__":

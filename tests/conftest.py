@@ -15,7 +15,9 @@ from interlink.clock import FakeClock
 from interlink.config import Topology, load
 from interlink.features.registry import FEATURES
 from interlink.service import Hub
+from interlink.transports.base import Transport
 from interlink.transports.http import HttpTransport
+from interlink.transports.reqwest import ReqwestTransport
 from tests.receiver import Receiver
 
 TOPOLOGY = """\
@@ -177,9 +179,25 @@ def topology(
     return write_topology(TOPOLOGY.format(treasury=treasury.url, finance=finance.url))
 
 
+# Every HTTP client a delivery can go out on (INTERLINK_HTTP_CLIENT), by test id. A module
+# whose cases must hold on each one overrides ``make_transport`` with a fixture over these.
+HTTP_CLIENTS: dict[str, Callable[[], Transport]] = {
+    "aiohttp": HttpTransport,
+    "reqwest": ReqwestTransport,
+}
+
+
 @pytest.fixture
-async def hub(topology: Topology, clock: FakeClock, database: str) -> AsyncIterator[Hub]:
-    h = Hub(topology, clock=clock, transport=HttpTransport(), features=FEATURES)
+def make_transport() -> Callable[[], Transport]:
+    """What ``hub`` and ``make_hub`` deliver with."""
+    return HttpTransport
+
+
+@pytest.fixture
+async def hub(
+    topology: Topology, clock: FakeClock, database: str, make_transport: Callable[[], Transport]
+) -> AsyncIterator[Hub]:
+    h = Hub(topology, clock=clock, transport=make_transport(), features=FEATURES)
     yield h
     await h.close()
 
@@ -299,6 +317,7 @@ async def make_hub(
     finance: Receiver,
     clock: FakeClock,
     database: str,
+    make_transport: Callable[[], Transport],
 ) -> AsyncIterator[Callable[[str], Hub]]:
     """A hub over a topology of the test's own, ``{treasury}``/``{finance}`` filled in.
 
@@ -308,7 +327,7 @@ async def make_hub(
 
     def make(text: str = TOPOLOGY) -> Hub:
         topology = write_topology(text.format(treasury=treasury.url, finance=finance.url))
-        h = Hub(topology, clock=clock, transport=HttpTransport(), features=FEATURES)
+        h = Hub(topology, clock=clock, transport=make_transport(), features=FEATURES)
         made.append(h)
         return h
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from interlink.clock import FakeClock
 from interlink.intake import canonical
 from interlink.service import Hub
+from interlink.transports.base import Transport
 from interlink.transports.signing import generate_secret, verify
-from tests.conftest import FINANCE_FLOW, SECRET, delivery_of, header, pay, submit
+from tests.conftest import FINANCE_FLOW, HTTP_CLIENTS, SECRET, delivery_of, header, pay, submit
 from tests.receiver import Receiver
+
+
+@pytest.fixture(params=list(HTTP_CLIENTS))
+def make_transport(request: pytest.FixtureRequest) -> Callable[[], Transport]:
+    """Every case on every HTTP client: a difference between them is a transport bug."""
+    return HTTP_CLIENTS[request.param]
 
 
 async def test_headers_are_stable_across_retries_and_repush_and_signed(

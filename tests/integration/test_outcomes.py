@@ -10,8 +10,10 @@ import pytest
 
 from interlink.clock import FakeClock
 from interlink.service import DeliveryFilter, Hub
+from interlink.transports.base import Transport
 from tests.conftest import (
     FINANCE_FLOW,
+    HTTP_CLIENTS,
     TOPOLOGY,
     TREASURY_FLOW,
     delivery_of,
@@ -19,6 +21,13 @@ from tests.conftest import (
     submit,
 )
 from tests.receiver import Receiver
+
+
+@pytest.fixture(params=list(HTTP_CLIENTS))
+def make_transport(request: pytest.FixtureRequest) -> Callable[[], Transport]:
+    """Every case on every HTTP client: a difference between them is a transport bug."""
+    return HTTP_CLIENTS[request.param]
+
 
 # -- 2xx and 409 --------------------------------------------------------------------------------
 

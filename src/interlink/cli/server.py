@@ -17,7 +17,7 @@ from interlink.config import Topology
 from interlink.errors import InputError
 from interlink.features.registry import FEATURES
 from interlink.service import Hub
-from interlink.transports.http import HttpTransport
+from interlink.transports import default_transport
 
 if TYPE_CHECKING:
     import uvicorn
@@ -120,7 +120,9 @@ def worker(config: ConfigOption = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    runner.run(_work(Hub(topo, clock=SystemClock(), transport=HttpTransport(), features=FEATURES)))
+    runner.run(
+        _work(Hub(topo, clock=SystemClock(), transport=default_transport(), features=FEATURES))
+    )
 
 
 async def _work(hub: Hub) -> None:

@@ -34,7 +34,7 @@ from interlink.engine.planner import Job, Sent
 from interlink.errors import ConfigError, TransportError
 from interlink.metrics import LATENCY, OUTCOMES
 from interlink.transports.base import MAX_RESPONSE_BODY, Request, Transport
-from interlink.transports.signing import delivery_headers
+from interlink.transports.signing import Signer, SigningError, delivery_headers
 
 log = logging.getLogger("interlink.engine")
 
@@ -71,6 +71,11 @@ class Dispatcher:
         self.batch = topology.engine.batch
         self.declared = limits
         self.secrets = {name: system.secret() for name, system in topology.systems.items()}
+        # Each secret keyed once, not per delivery; one that cannot sign keeps its reason, and
+        # fails each of its deliveries as ours (local_error), never the engine.
+        self._signers: dict[str, Signer | str] = {}
+        # Where and how long, per flow: the same for every delivery of the flow.
+        self._targets: dict[str, tuple[str, float] | str] = {}
         # A new worker holds nothing until the registry has granted it (loop.Registry).
         self.shares: dict[str, float] = {}
         self.flow_limit: dict[str, int] = {}
@@ -282,8 +287,22 @@ class Dispatcher:
         """The request for ``job``; ValueError (and kin) when it cannot be built or signed,
         ConfigError when its system has no URL."""
         flow = job.flow
+        target = self._targets.get(flow.name)
+        if target is None:
+            target = self._targets[flow.name] = self._target(flow)
+        if isinstance(target, str):
+            raise ConfigError([target])
+        signer = None
+        secret = self.secrets.get(flow.target)
+        if secret is not None:
+            signer = self._signers.get(secret)
+            if signer is None:
+                signer = self._signers[secret] = _signer(secret)
+            if isinstance(signer, str):
+                raise SigningError(signer)
+        url, timeout = target
         return Request(
-            url=self.topology.downstream_url(flow),
+            url=url,
             body=job.body,
             headers=delivery_headers(
                 document_id=job.document_id,
@@ -292,7 +311,24 @@ class Dispatcher:
                 revision=job.revision,
                 timestamp=int(started_at.timestamp()),
                 body=job.body,
-                secret=self.secrets.get(flow.target),
+                secret=signer,
             ),
-            timeout=self.topology.systems[flow.target].timeout.total_seconds(),
+            timeout=timeout,
+            checked=True,  # delivery_headers checked every value it put in
         )
+
+    def _target(self, flow: Flow) -> tuple[str, float] | str:
+        """The flow's URL and timeout, or why it has none."""
+        try:
+            url = self.topology.downstream_url(flow)
+        except ConfigError as error:
+            return "; ".join(error.problems)
+        return url, self.topology.systems[flow.target].timeout.total_seconds()
+
+
+def _signer(secret: str) -> Signer | str:
+    """A signer for ``secret``, or why it cannot sign."""
+    try:
+        return Signer(secret)
+    except ValueError as error:
+        return f"signing failed: {error}"

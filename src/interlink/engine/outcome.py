@@ -58,11 +58,12 @@ def classify_response(
     status: int, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> Classified:
     """Classify an HTTP answer. ``now`` resolves a Retry-After given as an HTTP-date."""
+    delivered = _DELIVERED.get(status)
+    if delivered is not None:
+        return delivered
     if status < 100 or status > 599:
         return Classified(Outcome.UNAVAILABLE, detail="invalid HTTP status")
     detail = f"HTTP {status}"
-    if 200 <= status < 300:
-        return Classified(Outcome.DELIVERED, detail=detail)
     if status == 409:
         return Classified(Outcome.DUPLICATE, detail=detail)
     if status == 429:
@@ -76,6 +77,12 @@ def classify_response(
     # 1xx should never reach us as a final answer; like 3xx and other 4xx, retrying won't help.
     message = _message(body)
     return Classified(Outcome.REJECTED, detail=f"{detail}: {message}" if message else detail)
+
+
+# The answer to almost every delivery, made once (Classified is immutable).
+_DELIVERED = {
+    status: Classified(Outcome.DELIVERED, detail=f"HTTP {status}") for status in range(200, 300)
+}
 
 
 _ERROR_DETAILS = {

@@ -13,13 +13,17 @@ from typing import Protocol
 MAX_RESPONSE_BODY = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per delivery, and frozen fields cost on each
 class Request:
     url: str
     body: bytes
     headers: Mapping[str, str]
     timeout: float
     """Seconds for the whole exchange: connect, send, and read the answer."""
+    checked: bool = False
+    """The headers were checked when they were made, Content-Type set once among them
+    (:func:`interlink.transports.signing.delivery_headers`, the engine's requests): they go as
+    they are. Otherwise the transport checks them itself and refuses what cannot travel."""
 
 
 @dataclass(frozen=True, slots=True)

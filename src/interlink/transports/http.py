@@ -5,13 +5,19 @@ receiver where httpx's AsyncClient managed under 1k (encode/httpx#3215). Every f
 an answer becomes a :class:`TransportError` whose ``kind`` the outcome classifier reads; a
 request that could not be built here (a header value aiohttp refuses, a URL it cannot parse)
 is kind ``local``: our failure, never counted against the downstream.
+
+Since issue 13 the engine delivers on :class:`~interlink.transports.reqwest.ReqwestTransport`
+by default; this one is the fallback (``INTERLINK_HTTP_CLIENT=aiohttp``), and the home of the
+checks both run before sending (:func:`unbuildable`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 
 import aiohttp
@@ -20,15 +26,20 @@ from yarl import URL
 from interlink.errors import TransportError
 from interlink.transports.base import MAX_RESPONSE_BODY, Request, Response
 
-# Older aiohttp (before 3.10) reports DNS failures as a plain ClientConnectorError.
-_DETAIL_LIMIT = 300
+# How much of a failure's text a message keeps (both transports).
+DETAIL_LIMIT = 300
 
+# Older aiohttp (before 3.10) reports DNS failures as a plain ClientConnectorError.
 _DNS_ERROR: type[BaseException] | None = getattr(aiohttp, "ClientConnectorDNSError", None)
 
 # RFC 9110: a field name is a token; a value is visible characters, spaces, tabs and obs-text.
 # aiohttp checks only CR and LF, and only once connected: a NUL went out as is.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NOT_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The WHATWG URL standard's forbidden domain code points (and %): reqwest refuses such a host
+# as it builds the request, aiohttp looked it up and blamed the downstream's DNS.
+_NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f#%/:<>?@\[\\\]^|]")
+_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*|[0-9]+")
 # Errors aiohttp raises while building a request rather than while exchanging it.
 _BUILD_ERRORS = (ValueError, TypeError, UnicodeError)
 
@@ -39,12 +50,7 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, request: Request) -> Response:
-        # Drop any spelling of Content-Type first: aiohttp would send both "content-type" and ours.
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
-        headers["Content-Type"] = "application/json"
-        problem = _unbuildable(request.url, headers)
-        if problem is not None:
-            raise TransportError("local", f"POST {_shown(request.url)}: {problem}")
+        headers = outgoing(request)
         session = self._ensure_session()
         started = time.perf_counter()
         building = True  # until aiohttp hands back a response: sent, answered, headers read
@@ -103,8 +109,27 @@ async def _read_head(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _unbuildable(url: str, headers: dict[str, str]) -> str | None:
-    """Why no request can be built from ``url`` and ``headers``, or None."""
+def outgoing(request: Request) -> Mapping[str, str]:
+    """The headers to send with ``request``, Content-Type among them once; TransportError
+    ``local`` when no request can be built from it. Both HTTP transports ask this first."""
+    if request.checked:
+        headers: Mapping[str, str] = request.headers
+        problem = _url_problem(request.url)
+    else:
+        # Any other spelling of Content-Type goes: a client would send both it and ours.
+        copied = {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
+        copied["Content-Type"] = "application/json"
+        headers, problem = copied, unbuildable(request.url, copied)
+    if problem is not None:
+        raise TransportError("local", f"POST {shown(request.url)}: {problem}")
+    return headers
+
+
+def unbuildable(url: str, headers: Mapping[str, str]) -> str | None:
+    """Why no request can be built from ``url`` and ``headers``, or None.
+
+    Both HTTP transports ask this first, so both refuse the same inputs as ``local``.
+    """
     problem = _url_problem(url)
     if problem is not None:
         return problem
@@ -125,16 +150,35 @@ def _unbuildable(url: str, headers: dict[str, str]) -> str | None:
 def _url_problem(url: str) -> str | None:
     try:
         parsed = URL(url)
-    except (ValueError, TypeError) as error:
+        host = parsed.raw_host  # the IDNA form: what goes out
+    except (ValueError, TypeError, UnicodeError) as error:
         return f"the URL cannot be parsed ({error})"
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not host:
         return "the URL is not an absolute http(s) URL"
+    if ":" in host:
+        return None  # an IPv6 literal, which yarl has checked
+    if _NOT_IN_HOST.search(host):
+        return f"the URL's host {shown(host)} is not a valid host name"
+    try:
+        # Each label not empty and at most 63 characters, and valid punycode after "xn--":
+        # aiohttp fails on the first two as it resolves, reqwest refuses the third.
+        host.encode("idna")
+        host.encode("ascii").decode("idna")
+    except UnicodeError:
+        return f"the URL's host {shown(host)} is not a valid host name"
+    if _NUMBER.fullmatch(host.rstrip(".").rpartition(".")[2]):
+        # Every URL parser takes a host ending in a number for an IPv4 address, but not the
+        # same one ("127.1", "0x7f.1"): only the dotted-quad form means the same to all.
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"the URL's host {shown(host)} is not an IPv4 address in dotted-quad form"
     return None
 
 
-def _shown(url: str) -> str:
+def shown(url: str) -> str:
     # One line, whatever the URL holds.
-    return repr(url)[1:-1][:_DETAIL_LIMIT]
+    return repr(url)[1:-1][:DETAIL_LIMIT]
 
 
 def _transport_error(error: Exception, request: Request, building: bool) -> TransportError:
@@ -150,8 +194,8 @@ def _transport_error(error: Exception, request: Request, building: bool) -> Tran
         detail = f"no answer within {request.timeout:g}s"
     else:
         # aiohttp's messages can span lines (a parser error quotes the bad bytes); keep one.
-        detail = " ".join(str(error).split())[:_DETAIL_LIMIT] or type(error).__name__
-    return TransportError(kind, f"POST {_shown(request.url)}: {detail}")
+        detail = " ".join(str(error).split())[:DETAIL_LIMIT] or type(error).__name__
+    return TransportError(kind, f"POST {shown(request.url)}: {detail}")
 
 
 def _kind(error: Exception) -> str:

@@ -36,6 +36,8 @@ def header_value_problem(value: str) -> str | None:
     the header (aiohttp refuses to send them), NUL and the others are cut or rejected by
     receivers, so the downstream would see another value than the one we stored.
     """
+    if value.isascii() and value.isprintable() and len(value) <= MAX_HEADER_VALUE_BYTES:
+        return None  # the usual key: printable ASCII has no control character, a byte a char
     for char in value:
         code = ord(char)
         if code < 0x20 or 0x7F <= code <= 0x9F:
@@ -53,6 +55,24 @@ def header_value_problem(value: str) -> str | None:
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one message: ``v1,<base64 HMAC-SHA256>``."""
     return f"{SIGNATURE_VERSION},{_digest(_key(secret), msg_id, timestamp, body)}"
+
+
+class Signer:
+    """Signs messages with one secret, decoded and keyed once rather than per message.
+
+    ``ValueError`` at construction for a secret that cannot sign (see :func:`_key`).
+    """
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, secret: str) -> None:
+        self._mac = hmac.new(_key(secret), digestmod=hashlib.sha256)
+
+    def sign(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        mac = self._mac.copy()
+        mac.update(f"{msg_id}.{timestamp}.".encode())
+        mac.update(body)
+        return f"{SIGNATURE_VERSION},{base64.b64encode(mac.digest()).decode()}"
 
 
 def verify(
@@ -98,9 +118,10 @@ def delivery_headers(
     revision: int,
     timestamp: int,
     body: bytes,
-    secret: str | None,
+    secret: str | Signer | None,
 ) -> dict[str, str]:
     """Every header a delivery carries; the document id doubles as the idempotency key.
+    ``secret`` as text or, for many messages, a :class:`Signer` made from it once.
 
     Raises :class:`UnsafeHeader` for a value that cannot travel (a key stored before intake
     refused such keys), and ``ValueError`` for a secret that cannot sign: failures of ours,
@@ -121,7 +142,8 @@ def delivery_headers(
     }
     if secret is not None:
         try:
-            headers["webhook-signature"] = sign(secret, document_id, timestamp, body)
+            signer = secret if isinstance(secret, Signer) else Signer(secret)
+            headers["webhook-signature"] = signer.sign(document_id, timestamp, body)
         except ValueError as error:
             raise SigningError(f"signing failed: {error}") from None
     return headers

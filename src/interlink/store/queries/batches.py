@@ -56,8 +56,7 @@ def sqlite_many(
     times: dict[datetime, str] = {}
 
     def text(at: datetime) -> str:
-        # The exact text SQLAlchemy's SQLite DateTime writes, so both compare equal.
-        found = times[at] = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        found = times[at] = sqlite_time(at)
         return found
 
     for chunk in chunks(rows, size):
@@ -66,6 +65,11 @@ def sqlite_many(
             [(times.get(v) or text(v)) if isinstance(v, datetime) else v for v in values]
         )
         conn.exec_driver_sql(sql.format(values=", ".join([per_row] * len(chunk))), params)
+
+
+def sqlite_time(at: datetime) -> str:
+    """The exact text SQLAlchemy's SQLite DateTime writes (naive UTC), so both compare equal."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def member(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
