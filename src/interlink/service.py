@@ -30,6 +30,7 @@ from interlink.store.db import Store, open_store
 from interlink.store.queries import (
     audit,
     circuits,
+    console_reads,
     deliveries,
     documents,
     events,
@@ -41,6 +42,8 @@ from interlink.transports.base import Transport
 
 REPUSHABLE = (Status.DEAD, Status.DELIVERED)
 RELEASABLE = (HoldReason.PAUSED, HoldReason.AUTH)
+# The attempts that opened a circuit started a little before it opened.
+DOWN_LOOKBACK = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,9 @@ class Hub:
     def engine(self) -> Engine:
         if self._engine is None:
             if self._transport is None:
-                from interlink.transports.http import HttpTransport
+                from interlink.transports import default_transport
 
-                self._transport = HttpTransport()
+                self._transport = default_transport()
             self._engine = Engine(
                 self.topology, self.store, self.clock, self._transport, hooks=self.hooks
             )
@@ -323,6 +326,44 @@ class Hub:
     def delivered_since(self, since: datetime) -> dict[str, int]:
         """{flow: deliveries completed since ``since``}."""
         return self.store.read_sync(lambda conn: console.delivered_since(conn, since))
+
+    def count_deliveries(self, f: DeliveryFilter) -> int:
+        """How many deliveries match ``f``: a filtered list's total."""
+        self.check_filter(f)
+        return self.store.read_sync(lambda conn: console_reads.count_matching(conn, f.conditions()))
+
+    def reasons(self, flow: str) -> dict[str, dict[str, int]]:
+        """{status: {reason ("" for none): deliveries}} of ``flow``'s deliveries that are not
+        delivered: what is stuck and why, in numbers (18 blocked and 182 downstream_down, not
+        one word)."""
+        self.check_flow(flow)
+        found: dict[str, dict[str, int]] = defaultdict(dict)
+        rows = self.store.read_sync(lambda conn: console_reads.waiting_counts(conn, flow))
+        for status, reason, count in rows:
+            found[status][reason or ""] = found[status].get(reason or "", 0) + count
+        return dict(found)
+
+    def why_down(self, system: str) -> dict[str, Any] | None:
+        """Why ``system``'s circuit is open: since when, the failures that opened it, the next
+        probe, and the last error its deliveries met (None while it is closed)."""
+        rows = self.store.read_sync(circuits.load_circuits)
+        row = next((r for r in rows if r.system == system and r.state == CircuitState.OPEN), None)
+        if row is None:
+            return None
+        opened = row.opened_at or self.clock.now()
+        failure = self.store.read_sync(
+            lambda conn: console_reads.last_failure(conn, system, opened - DOWN_LOOKBACK)
+        )
+        return {
+            "system": system,
+            "opened_at": opened.isoformat(),
+            "next_probe_at": row.next_probe_at.isoformat() if row.next_probe_at else None,
+            "failures": row.failures,
+            "last_error": failure.detail if failure is not None else None,
+            "last_error_at": failure.started_at.isoformat() if failure is not None else None,
+            "last_outcome": failure.outcome if failure is not None else None,
+            "last_status_code": failure.status_code if failure is not None else None,
+        }
 
     def events(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.store.read_sync(lambda conn: events.list_events(conn, limit))

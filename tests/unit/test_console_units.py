@@ -132,7 +132,8 @@ def test_sessions_are_signed_and_bound_to_known_users() -> None:
         ({}, "maintenance", False, ("held", "maintenance")),
         ({"held": {"downstream_down": 4}}, "up", False, ("held", "down")),
         ({"held": {"maintenance": 1}}, "up", False, ("held", "maintenance")),
-        ({"held": {"blocked": 2}}, "up", False, ("flowing", None)),
+        ({"held": {"blocked": 2}}, "up", False, ("held", "blocked")),  # issue 14
+        ({"dead": 1}, "up", False, ("failing", None)),  # issue 14: while dead ones wait
     ],
 )
 def test_flow_state(

@@ -22,6 +22,7 @@ def pages() -> APIRouter:
         router.include_router(module.router)
     for feature_pages in console_routers():
         router.include_router(feature_pages)
+    router.include_router(overview.fallback)  # last: only what no page above took
     return router
 
 

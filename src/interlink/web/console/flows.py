@@ -7,10 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
+from interlink.errors import InputError
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import DeliveryFilter
 from interlink.web.console import charts
+from interlink.web.console.documents import MAX_ID
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
+from interlink.web.console.sections import upcoming_windows
+from interlink.web.console.systems import on_duty
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -62,6 +66,33 @@ def _hourly(
     }
 
 
+def stuck(reasons: dict[str, dict[str, int]]) -> list[tuple[str, str, int]]:
+    """(status, reason, deliveries) of what waits on a flow, largest first within a status:
+    pending, in flight, held by reason, dead by reason. Delivered deliveries wait for nothing."""
+    rows = []
+    for status in (Status.PENDING, Status.IN_FLIGHT, Status.HELD, Status.DEAD):
+        found = reasons.get(status, {})
+        rows += [(status.value, r, n) for r, n in sorted(found.items(), key=lambda i: -i[1]) if n]
+    return rows
+
+
+def total(ctx: Ctx, f: DeliveryFilter, reasons: dict[str, dict[str, int]]) -> int | None:
+    """How many deliveries the list's filter matches (None without a filter): from the flow's
+    waiting counts for a status or reason other than delivered; counted in the store for
+    delivered, a key or a period."""
+    if not (f.status or f.reason or f.key or f.since or f.until):
+        return None
+    if f.key or f.since or f.until or f.status == Status.DELIVERED:
+        return ctx.hub.count_deliveries(f)
+    statuses = [f.status] if f.status else list(reasons)
+    return sum(
+        n
+        for status in statuses
+        for reason, n in reasons.get(status, {}).items()
+        if f.reason in (None, reason)
+    )
+
+
 @router.get("/flows")
 def flow_list(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
     return ctx.render("flows.html", status=ctx.hub.status())
@@ -72,6 +103,8 @@ def flow_page(
     name: str, request: Request, ctx: Annotated[Ctx, Depends(viewer)], before: int | None = None
 ) -> Response:
     ctx.hub.check_flow(name)
+    if before is not None and not 0 < before <= MAX_ID:
+        raise InputError(f"before={before} is no delivery id")
     values = _values(request.query_params)
     f = _filter(ctx, name, values)
     rows = ctx.hub.deliveries(f, before=before, limit=PAGE)
@@ -86,10 +119,21 @@ def flow_page(
         hour_label=lambda h: h.astimezone(tz).strftime("%H:%M"),
     )
     query = {k: v for k, v in values.items() if v}
+    flow = ctx.hub.topology.flows[name]
+    reasons = ctx.hub.reasons(name)
+    window = next(
+        (w for w in upcoming_windows(ctx) if w["system"] == flow.target and w.get("active")),
+        None,
+    )
     return ctx.render(
         "flow.html",
-        flow=ctx.hub.topology.flows[name],
+        flow=flow,
         hold=ctx.hub.flow_hold(name),
+        stuck=stuck(reasons),
+        total=total(ctx, f, reasons),
+        down=ctx.hub.why_down(flow.target),
+        window=window,
+        call=on_duty(ctx.hub.topology.systems[flow.target].contacts),
         rows=rows,
         values=values,
         query=query,
@@ -124,7 +168,11 @@ async def repush(
 ) -> Response:
     values = _values(await request.form())
     result = ctx.hub.repush(_filter(ctx, name, values), actor=ctx.actor, dry_run=False)
-    return ctx.redirect(f"/flows/{name}", msg="repush.done", count=result["count"])
+    # Back to the list the operator re-pushed from: the same filter (dead when none was
+    # given, as re-push reads it), so what is left of it shows, not every delivery.
+    kept = {k: v for k, v in values.items() if v}
+    kept.setdefault("status", str(result["filter"]["status"]))
+    return ctx.redirect(f"/flows/{name}", msg="repush.done", count=result["count"], **kept)
 
 
 @router.post("/flows/{name}/pause")

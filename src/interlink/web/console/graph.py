@@ -38,7 +38,7 @@ class EdgeState:
     source: str
     target: str
     state: str  # flowing | held | failing
-    reason: str | None  # paused | auth | down | maintenance | None
+    reason: str | None  # paused | auth | down | maintenance | blocked | unmapped_scenario
     pending: int
     held: int
     dead: int
@@ -52,8 +52,15 @@ def system_state(system: Mapping[str, Any], window: bool) -> str:
     return "up"
 
 
+# Held deliveries that colour a flow although nothing holds the flow or its downstream.
+WAITING = ("auth", "paused", "blocked", "unmapped_scenario")
+
+
 def flow_state(flow: Mapping[str, Any], target_state: str, failing: bool) -> tuple[str, str | None]:
-    """(state, reason) of one flow: held wins over failing, failing over flowing."""
+    """(state, reason) of one flow. A hold on the flow or its downstream wins; then failing,
+    while dead deliveries wait for someone (or one just went dead); then deliveries held behind
+    an earlier revision or for an unmapped scenario. A flow is green only when nothing of it is
+    dead or held: the colour lasts as long as the problem, not an hour."""
     hold = flow.get("hold")
     if hold:
         return "held", str(hold.get("reason") or "paused")
@@ -64,8 +71,11 @@ def flow_state(flow: Mapping[str, Any], target_state: str, failing: bool) -> tup
         return "held", "down"
     if held.get("maintenance"):
         return "held", "maintenance"
-    if failing:
+    if failing or flow.get("dead"):
         return "failing", None
+    for reason in WAITING:
+        if held.get(reason):
+            return "held", reason
     return "flowing", None
 
 

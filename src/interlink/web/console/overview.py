@@ -7,12 +7,14 @@ import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from interlink.errors import NotFound
 from interlink.web.console import graph
-from interlink.web.console.render import HERE, ConsoleRoute, Ctx, viewer
+from interlink.web.console.activity import recent_events
+from interlink.web.console.i18n import TERMS
+from interlink.web.console.render import HERE, ConsoleRoute, Ctx, error_page, viewer, words
 from interlink.web.console.sections import deadlines_at_risk, open_incidents, upcoming_windows
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -20,7 +22,11 @@ router = APIRouter(route_class=ConsoleRoute)
 FAILING_EVENTS = ("delivery_rejected", "delivery_gave_up", "delivery_local_error")
 FAILING_WITHIN = timedelta(hours=1)
 LIVE_TTL = 3.0
-STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 
 
 def start_of_day(ctx: Ctx) -> datetime:
@@ -68,8 +74,7 @@ def overview(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
         {w["system"] for w in windows if w.get("active")},
         failing_flows(ctx),
     )
-    labels = {f"state.{s}": ctx.t(f"state.{s}") for s in graph.COLOURS | graph.FILLS}
-    labels |= {f"state.{r}": ctx.t(f"state.{r}") for r in ("paused", "auth", "down")}
+    labels = {f"state.{s}": ctx.w("state", s) for s in TERMS["state"]}
     labels |= {word: ctx.t(word) for word in ("pending", "held", "dead")}
     try:
         svg: str | None = graph.render_svg(
@@ -87,7 +92,7 @@ def overview(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
         windows=windows,
         incidents=open_incidents(ctx),
         deadlines=deadlines_at_risk(ctx),
-        events=ctx.hub.events(limit=10),
+        events=recent_events(ctx, 10),
         **data,
     )
 
@@ -112,3 +117,19 @@ def static(name: str) -> Response:
         media_type=STATIC[name],
         headers={"Cache-Control": "max-age=300"},
     )
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG."""
+    return static("favicon.svg")
+
+
+fallback = APIRouter()
+
+
+@fallback.get("/console/{rest:path}")
+def no_such_page(rest: str, request: Request) -> Response:
+    """An address under /console/ that is no page: a page saying so, not the API's JSON.
+    Mounted after every console page (see :func:`interlink.web.console.pages`)."""
+    return error_page(request, 404, words(request, "error.not_found", path=request.url.path))

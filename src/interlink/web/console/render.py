@@ -22,12 +22,13 @@ import re
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -36,7 +37,7 @@ from interlink.errors import InterlinkError
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.service import Hub
 from interlink.web.console.auth import COOKIE, Accounts, Session, csrf_ok, session_is_open
-from interlink.web.console.i18n import LANGUAGES, normalise, pick_language, translate
+from interlink.web.console.i18n import LANGUAGES, normalise, pick_language, term, translate
 
 HERE = Path(__file__).parent
 FLASH_KEYS = {
@@ -87,6 +88,60 @@ def state_of(request: Request) -> ConsoleState:
     return state
 
 
+def offset(tz: tzinfo, at: datetime) -> str:
+    """``+08:00``: the zone's offset from UTC at ``at``."""
+    raw = at.astimezone(tz).strftime("%z") or "+0000"
+    return f"{raw[:3]}:{raw[3:5]}"
+
+
+def local_time(value: datetime | str | None, tz: tzinfo) -> str:
+    """``2026-01-31 09:00:00 +08:00``: every time the console shows carries its zone, so a
+    reader in another zone, or a screenshot in a chat, is not read an hour wrong."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    return f"{value.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S')} {offset(tz, value)}"
+
+
+def zone_name(tz: tzinfo) -> str:
+    return str(getattr(tz, "key", None) or tz)
+
+
+def zone_note(tz: tzinfo, now: datetime, lang: str) -> str:
+    return translate(lang, "tz.note", zone=zone_name(tz), offset=offset(tz, now))
+
+
+def _value_text(value: Any, yes_no: tuple[str, str], depth: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return yes_no[0] if value else yes_no[1]
+    if isinstance(value, dict):
+        if depth:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        pairs = (
+            f"{k}: {_value_text(v, yes_no, 1)}" for k, v in value.items() if v not in (None, "")
+        )
+        return ", ".join(pairs)
+    if isinstance(value, list | tuple):
+        shown = [_value_text(v, yes_no, 1) for v in value[:10]]
+        return ", ".join(shown) + (f", … ({len(value)})" if len(value) > 10 else "")
+    return str(value)
+
+
+def details(detail: Any, yes_no: tuple[str, str] = ("yes", "no")) -> list[tuple[str, str]]:
+    """An audit or event detail as ``key: value`` lines a person reads, not a dict dump."""
+    if not isinstance(detail, dict):
+        return [("", _value_text(detail, yes_no))] if detail not in (None, "") else []
+    return [
+        (str(k), _value_text(v, yes_no)) for k, v in detail.items() if v not in (None, "", [], {})
+    ]
+
+
 class Redirect(Exception):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -115,20 +170,17 @@ class Ctx:
     def t(self, key: str, **values: object) -> str:
         return translate(self.lang, key, **values)
 
+    def w(self, group: str, code: str | None) -> str:
+        """The glossary's word for a status, reason, role, severity, state or kind."""
+        return term(self.lang, group, code)
+
     @property
     def actor(self) -> str:
         return self.session.actor
 
     def fmt(self, value: datetime | str | None) -> str:
-        """A time in the topology's time zone, to the second."""
-        if value is None or value == "":
-            return ""
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                return str(value)
-        return value.astimezone(self.hub.topology.tz).strftime("%Y-%m-%d %H:%M:%S")
+        """A time in the topology's time zone, to the second, with its UTC offset."""
+        return local_time(value, self.hub.topology.tz)
 
     def require(self, role: str) -> None:
         if not self.session.may(role):
@@ -138,7 +190,11 @@ class Ctx:
         html = TEMPLATES.get_template(template).render(
             ctx=self,
             t=self.t,
+            w=self.w,
             fmt=self.fmt,
+            zone=zone_note(self.hub.topology.tz, self.hub.clock.now(), self.lang),
+            zone_label=zone_name(self.hub.topology.tz),
+            details=lambda detail: details(detail, (self.t("yes"), self.t("no"))),
             session=self.session,
             lang=self.lang,
             languages=LANGUAGES,
@@ -247,6 +303,7 @@ def error_page(
     html = TEMPLATES.get_template("error.html").render(
         ctx=ctx,
         t=lambda key, **v: translate(lang, key, **v),
+        w=lambda group, code: term(lang, group, code),
         lang=lang,
         languages=LANGUAGES,
         session=ctx.session if ctx else None,
@@ -255,8 +312,28 @@ def error_page(
         status=status,
         path=request.url.path,
         msg=None,
+        zone=_zone_of(request, lang),
     )
     return HTMLResponse(html, status_code=status)
+
+
+def _zone_of(request: Request, lang: str) -> str:
+    hub: Hub | None = getattr(request.app.state, "hub", None)
+    return zone_note(hub.topology.tz, hub.clock.now(), lang) if hub is not None else ""
+
+
+def words(request: Request, key: str, **values: object) -> str:
+    """A catalogue string in the language of the request (its session's, when signed in)."""
+    ctx: Ctx | None = getattr(request.state, "console_ctx", None)
+    return translate(ctx.lang if ctx else _language(request, None), key, **values)
+
+
+def _bad_address(request: Request, e: RequestValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in problem['loc'][1:])}: {problem['msg']}"
+        for problem in e.errors()
+    )
+    return words(request, "error.bad_address", problems=problems)
 
 
 class ConsoleRoute(APIRoute):
@@ -277,6 +354,11 @@ class ConsoleRoute(APIRoute):
                 return error_page(request, 403, translate(lang, r.message_key, **r.values))
             except InterlinkError as e:
                 return error_page(request, e.http_status, str(e))
+            except RequestValidationError as e:
+                # /deliveries/abc: a person typed or pasted an address; answer a page, not JSON.
+                return error_page(request, 404, _bad_address(request, e))
+            except OverflowError:
+                return error_page(request, 400, words(request, "error.out_of_range"))
             finally:
                 await request.close()  # the form (and its spooled uploads) read for CSRF
             ctx = getattr(request.state, "console_ctx", None)

@@ -1,11 +1,13 @@
-"""Systems: contacts by role and current state — who do I call."""
+"""Systems: contacts by role and current state — who do I call, and why a downstream is down."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
+from interlink.config import Contact
 from interlink.web.console import graph
 from interlink.web.console.render import ConsoleRoute, Ctx, viewer
 from interlink.web.console.sections import upcoming_windows
@@ -13,6 +15,18 @@ from interlink.web.console.sections import upcoming_windows
 router = APIRouter(route_class=ConsoleRoute)
 
 ROLE_ORDER = ("ops", "dev", "product", "business")
+
+
+def on_duty(contacts: Sequence[Contact]) -> list[Contact]:
+    """Contacts in the order to call them: on call first, then by role (ops before dev before
+    product before business), as declared within a role."""
+    return sorted(
+        contacts,
+        key=lambda c: (
+            c.on_call is None,
+            ROLE_ORDER.index(c.role) if c.role in ROLE_ORDER else len(ROLE_ORDER),
+        ),
+    )
 
 
 @router.get("/systems")
@@ -23,20 +37,18 @@ def systems_page(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
     topo = ctx.hub.topology
     rows = []
     for name, system in topo.systems.items():
-        contacts = sorted(
-            system.contacts,
-            key=lambda c: ROLE_ORDER.index(c.role) if c.role in ROLE_ORDER else 99,
-        )
+        circuit = status["systems"].get(name, {})
         rows.append(
             {
                 "name": name,
                 "system": system,
-                "state": graph.system_state(status["systems"].get(name, {}), name in active),
-                "circuit": status["systems"].get(name, {}),
-                "contacts": contacts,
+                "state": graph.system_state(circuit, name in active),
+                "circuit": circuit,
+                "down": ctx.hub.why_down(name) if circuit.get("circuit") == "open" else None,
+                "contacts": on_duty(system.contacts),
                 "inbound": [f for f in topo.flows.values() if f.target == name],
                 "outbound": [f for f in topo.flows.values() if f.source == name],
                 "windows": [w for w in windows if w["system"] == name],
             }
         )
-    return ctx.render("systems.html", rows=rows)
+    return ctx.render("systems.html", rows=rows, incidents="incidents" in ctx.hub.capabilities)
