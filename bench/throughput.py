@@ -254,6 +254,18 @@ async def latency(directory: Path, url: str, rate: int, seconds: float) -> dict[
     }
 
 
+async def load_backlog(hub: Hub, n: int) -> float:
+    """Submit ``n`` documents through intake with the flow paused, so that they stay held;
+    returns the seconds it took. bench/metrics_cost.py loads its backlog with this too."""
+    hub.pause("trading-treasury", actor="bench")
+    source = hub.topology.systems["trading"]
+    t0 = time.perf_counter()
+    for start in range(0, n, 1000):
+        items = [Item("payment_order", payload(i)) for i in range(start, min(n, start + 1000))]
+        await hub.intake.submit(source, items)
+    return time.perf_counter() - t0
+
+
 async def rss_pending(directory: Path, url: str, n: int) -> dict[str, float]:
     """Peak RSS of `interlink serve` (API and workers) running over ``n`` pending deliveries.
 
@@ -262,13 +274,7 @@ async def rss_pending(directory: Path, url: str, n: int) -> dict[str, float]:
     """
     (directory / "bench.db").unlink(missing_ok=True)
     hub = Hub(load(topology(directory, url)), features=FEATURES)
-    hub.pause("trading-treasury", actor="bench")
-    source = hub.topology.systems["trading"]
-    t0 = time.perf_counter()
-    for start in range(0, n, 1000):
-        items = [Item("payment_order", payload(i)) for i in range(start, min(n, start + 1000))]
-        await hub.intake.submit(source, items)
-    loaded = time.perf_counter() - t0
+    loaded = await load_backlog(hub, n)
     hub.resume("trading-treasury", actor="bench")
     await hub.close()
     sock = socket.socket()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
+from prometheus_client import CollectorRegistry, push_to_gateway
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,9 +32,12 @@ from interlink.cli.common import EXIT_DOES_NOT_HOLD, ConfigOption, err, hub, out
 from interlink.config import System, Topology
 from interlink.errors import InputError, InterlinkError, Invalid
 from interlink.intake import Item
+from interlink.metrics import DOCUMENTS
 from interlink.service import Hub
 
 CHUNK = 1 << 20
+PUSHGATEWAY_ENV = "INTERLINK_PUSHGATEWAY"
+PUSH_JOB = "interlink_push"
 # One JSON item larger than this is refused rather than read on and on into memory.
 MAX_ITEM_CHARS = 64 << 20
 SHOW_REFUSALS = 5
@@ -85,6 +90,14 @@ def push(
         Format | None,
         typer.Option("--format", help="Read the file as this [default: from its name/content]."),
     ] = None,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option(
+            "--pushgateway",
+            envvar=PUSHGATEWAY_ENV,
+            help="When done, push the intake counters to this Prometheus Pushgateway.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Submit documents from a file: JSON (one object or an array), NDJSON or CSV.
@@ -104,7 +117,8 @@ def push(
         tally = Tally()
         started = time.monotonic()
         progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
+            # The description holds the file's name: data, not markup.
+            TextColumn("{task.description}", style="progress.description", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -142,6 +156,8 @@ def push(
         f"{tally.refused} refused ({elapsed:.1f}s{per_second})",
         markup=False,
     )
+    if pushgateway:
+        push_counters(pushgateway)
     if tally.refused:
         out.print("refused:")
         for line, message in tally.refusals:
@@ -149,6 +165,27 @@ def push(
         if tally.refused > len(tally.refusals):
             out.print(f"  … and {tally.refused - len(tally.refusals)} more", markup=False)
         raise typer.Exit(EXIT_DOES_NOT_HOLD)
+
+
+def push_counters(gateway: str) -> None:
+    """Hand this process's intake counters to a Pushgateway, under job ``interlink_push``.
+
+    ``serve``'s ``/metrics`` never sees what a ``push`` process counted; a Pushgateway is how
+    Prometheus collects the counters of a job that ends (docs/metrics.md). Not reaching it is
+    a warning: the documents are stored either way.
+    """
+    registry = CollectorRegistry()
+    registry.register(DOCUMENTS)
+    try:
+        push_to_gateway(
+            gateway,
+            job=PUSH_JOB,
+            registry=registry,
+            grouping_key={"instance": socket.gethostname()},
+            timeout=10,
+        )
+    except (OSError, ValueError) as exc:  # URLError and the gateway's refusals are OSErrors
+        err.print(f"warning: the intake counters were not pushed to {gateway}: {exc}", markup=False)
 
 
 def submit(h: Hub, pending: list[tuple[int, Item, System]], tally: Tally) -> None:

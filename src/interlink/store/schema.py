@@ -107,6 +107,8 @@ deliveries = Table(
     Index("ix_deliveries_document", "document_id"),
     Index("ix_deliveries_system_status", "system", "status"),
     Index("ix_deliveries_deadline", "flow", "status", "deadline"),
+    # The backlog gauges count from this index alone (store/queries/backlog.py).
+    Index("ix_deliveries_backlog", "status", "flow", "reason", "created_at"),
 )
 
 attempts = Table(

@@ -18,7 +18,8 @@ import orjson
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -28,11 +29,13 @@ from interlink.config import System
 from interlink.errors import (
     InputError,
     InterlinkError,
+    Invalid,
     TooLarge,
     Unauthorized,
 )
 from interlink.features.registry import routers
 from interlink.intake import Item
+from interlink.metrics import BacklogCollector
 from interlink.service import DeliveryFilter, Hub
 from interlink.web.boundary import HostPolicy, TrustBoundary, is_loopback
 from interlink.web.deps import (
@@ -42,7 +45,7 @@ from interlink.web.deps import (
     reader,
     source_system,
 )
-from interlink.web.routes import apidocs
+from interlink.web.routes import apidocs, models
 from interlink.web.routes import console as console_routes
 from interlink.web.security_headers import SecurityHeaders
 from interlink.web.uploads import BodyLimit
@@ -140,6 +143,8 @@ def create_app(
         # copies under a strict CSP (interlink.web.routes.apidocs).
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
+        openapi_tags=TAGS,
     )
 
     @app.exception_handler(InterlinkError)
@@ -179,6 +184,13 @@ def create_app(
         "/api/v1/documents",
         status_code=202,
         summary="Submit one document, a JSON array of them, or NDJSON",
+        response_model=models.Submitted | list[models.BatchItem],
+        responses={
+            202: {
+                "description": "One document: its result. A batch: one result per item, in "
+                "order, each accepted (status 202) or refused on its own"
+            }
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -194,7 +206,16 @@ def create_app(
                             ]
                         }
                     },
-                    "application/x-ndjson": {"schema": {"type": "string"}},
+                    # A stream of lines: raw bytes to a generator (docs/api.md, OpenAPI),
+                    # each line a DocumentIn.
+                    "application/x-ndjson": {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "NDJSON: one DocumentIn object per line",
+                        },
+                        "x-item-schema": {"$ref": "#/components/schemas/DocumentIn"},
+                    },
                 },
             }
         },
@@ -226,17 +247,27 @@ def create_app(
             merged.append(err if err is not None else next(it))
         out = [_item_result(r) for r in merged]
         accepted = any(not isinstance(r, InterlinkError) for r in merged)
-        return _json(out, 202 if accepted or not out else 422)
+        return _json(out, 202 if accepted else 422)
 
     # -- documents and deliveries ----------------------------------------------------------
 
     # A system's token reads what that system submitted; a person's (viewer and up) everything.
 
-    @app.get("/api/v1/documents/{document_id}", summary="A document with its deliveries")
+    @app.get(
+        "/api/v1/documents/{document_id}",
+        summary="A document with its deliveries",
+        response_model=models.Document,
+        response_model_exclude_unset=True,
+    )
     def get_document(document_id: str, who: DocumentReader) -> dict[str, Any]:
         return hub.document(document_id, source=who.source).to_json()
 
-    @app.get("/api/v1/documents", summary="Documents by business key")
+    @app.get(
+        "/api/v1/documents",
+        summary="Documents by business key",
+        response_model=models.DocumentPage,
+        response_model_exclude_unset=True,
+    )
     def find_documents(
         who: DocumentReader,
         key: str,
@@ -244,7 +275,12 @@ def create_app(
     ) -> dict[str, Any]:
         return {"items": [d.to_json() for d in hub.documents(key, type, source=who.source)]}
 
-    @app.get("/api/v1/deliveries", summary="Deliveries, newest first, paged by id")
+    @app.get(
+        "/api/v1/deliveries",
+        summary="Deliveries, newest first, paged by id",
+        response_model=models.DeliveryPage,
+        response_model_exclude_unset=True,
+    )
     def list_deliveries(
         who: DocumentReader,
         flow: str | None = None,
@@ -263,17 +299,32 @@ def create_app(
             "next": items[-1].id if len(items) == limit else None,
         }
 
-    @app.get("/api/v1/deliveries/{delivery_id}", summary="A delivery with its attempts")
+    @app.get(
+        "/api/v1/deliveries/{delivery_id}",
+        summary="A delivery with its attempts",
+        response_model=models.Delivery,
+        response_model_exclude_unset=True,
+    )
     def get_delivery(delivery_id: DeliveryId, who: DocumentReader) -> dict[str, Any]:
         return hub.delivery(delivery_id, source=who.source).to_json(with_attempts=True)
 
-    @app.post("/api/v1/deliveries/{delivery_id}/repush", summary="Re-push one delivery")
+    @app.post(
+        "/api/v1/deliveries/{delivery_id}/repush",
+        summary="Re-push one delivery",
+        response_model=models.Delivery,
+        response_model_exclude_unset=True,
+    )
     def repush_one(
         delivery_id: DeliveryId, who: Annotated[str, Depends(operator)]
     ) -> dict[str, Any]:
         return hub.repush_one(delivery_id, actor=who).to_json(with_attempts=False)
 
-    @app.post("/api/v1/repush", summary="Re-push every delivery matching a filter")
+    @app.post(
+        "/api/v1/repush",
+        summary="Re-push every delivery matching a filter",
+        response_model=models.RepushResult,
+        response_model_exclude_unset=True,
+    )
     def repush(
         who: Annotated[str, Depends(operator)],
         request: Annotated[RepushRequest, Body()],
@@ -283,7 +334,12 @@ def create_app(
         )
         return hub.repush(f, actor=who, dry_run=request.dry_run)
 
-    @app.post("/api/v1/flows/{flow}/pause", summary="Hold a flow's deliveries")
+    @app.post(
+        "/api/v1/flows/{flow}/pause",
+        summary="Hold a flow's deliveries",
+        response_model=models.FlowHoldResult,
+        response_model_exclude_unset=True,
+    )
     def pause(
         flow: str,
         who: Annotated[str, Depends(operator)],
@@ -291,28 +347,54 @@ def create_app(
     ) -> dict[str, Any]:
         return hub.pause(flow, actor=who, note=request.note if request else "")
 
-    @app.post("/api/v1/flows/{flow}/resume", summary="Release a paused or auth-held flow")
+    @app.post(
+        "/api/v1/flows/{flow}/resume",
+        summary="Release a paused or auth-held flow",
+        response_model=models.FlowHoldResult,
+        response_model_exclude_unset=True,
+    )
     def resume(flow: str, who: Annotated[str, Depends(operator)]) -> dict[str, Any]:
         return hub.resume(flow, actor=who)
 
-    @app.get("/api/v1/status", summary="Per flow counts; per system circuit and window")
+    @app.get(
+        "/api/v1/status",
+        summary="Per flow counts; per system circuit and window",
+        response_model=models.Status,
+        response_model_exclude_unset=True,
+    )
     def status(_who: Annotated[str, Depends(reader)]) -> dict[str, Any]:
         return hub.status()
 
-    @app.get("/api/v1/events", summary="Recent engine events (circuit changes, rejections)")
+    @app.get(
+        "/api/v1/events",
+        summary="Recent engine events (circuit changes, rejections)",
+        response_model=models.EventPage,
+        response_model_exclude_unset=True,
+    )
     def events(
         _who: Annotated[str, Depends(reader)], limit: int = Query(100, ge=1, le=1000)
     ) -> dict[str, Any]:
         return {"items": hub.events(limit)}
 
-    @app.get("/healthz", summary="Liveness: the process answers and the store is readable")
+    @app.get(
+        "/healthz",
+        summary="Liveness: the process answers and the store is readable",
+        response_model=models.Health,
+        response_model_exclude_unset=True,
+    )
     def healthz() -> dict[str, Any]:
         hub.store.ping()
         return {"status": "ok", "version": __version__}
 
+    # The backlog gauges belong to this app's hub: a registry of their own, so that apps
+    # created side by side (tests, the bench) do not register the same names twice.
+    backlog_registry = CollectorRegistry(auto_describe=False)
+    backlog_registry.register(BacklogCollector(hub))
+
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        text = generate_latest(REGISTRY) + generate_latest(backlog_registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     app.openapi_schema = None
     original = app.openapi
@@ -324,6 +406,9 @@ def create_app(
             schemas["DocumentIn"] = DocumentIn.model_json_schema()
             schemas["Error"] = ERROR_SCHEMA
             _document_errors(schema)
+            _bearer_scheme(schema)
+            _tag_untagged(schema)
+            _files_as_bytes(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -366,6 +451,148 @@ def create_app(
     app.state.hub = hub
     app.state.insecure = insecure
     return app
+
+
+# -- the OpenAPI document: tags, operation ids, the bearer scheme (docs/api.md, OpenAPI) -----
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "documents", "description": "Submit documents and read them back"},
+    {"name": "deliveries", "description": "Deliveries, their attempts, and re-push"},
+    {"name": "flows", "description": "Pause and resume a flow"},
+    {"name": "systems", "description": "Per flow counts, per system circuit and window, events"},
+    {"name": "maintenance", "description": "Maintenance windows"},
+    {"name": "incidents", "description": "The incident register"},
+    {"name": "alerts", "description": "Alert messages sent"},
+    {"name": "contracts", "description": "Contracts, change impact and scenarios"},
+    {"name": "reconcile", "description": "Reconciliation against a downstream's records"},
+    {"name": "drills", "description": "Drill reports and go-live readiness"},
+    {"name": "admin", "description": "Liveness and Prometheus metrics"},
+]
+# The first path segment after /api/v1/ → its tag, for routes that declare none.
+_TAG_OF = {
+    "documents": "documents",
+    "deliveries": "deliveries",
+    "repush": "deliveries",
+    "flows": "flows",
+    "status": "systems",
+    "events": "systems",
+    "contracts": "contracts",
+    "scenarios": "contracts",
+    "reconcile": "reconcile",
+    "healthz": "admin",
+    "metrics": "admin",
+}
+# (method, path) → operationId: the names generated clients give their functions.
+OPERATION_IDS = {
+    ("POST", "/api/v1/documents"): "submitDocuments",
+    ("GET", "/api/v1/documents/{document_id}"): "getDocument",
+    ("GET", "/api/v1/documents"): "findDocuments",
+    ("GET", "/api/v1/deliveries"): "listDeliveries",
+    ("GET", "/api/v1/deliveries/{delivery_id}"): "getDelivery",
+    ("POST", "/api/v1/deliveries/{delivery_id}/repush"): "repushDelivery",
+    ("POST", "/api/v1/repush"): "repushDeliveries",
+    ("POST", "/api/v1/flows/{flow}/pause"): "pauseFlow",
+    ("POST", "/api/v1/flows/{flow}/resume"): "resumeFlow",
+    ("GET", "/api/v1/status"): "getStatus",
+    ("GET", "/api/v1/events"): "listEvents",
+    ("GET", "/healthz"): "getHealth",
+    ("GET", "/metrics"): "getMetrics",
+    ("GET", "/api/v1/alerts"): "listAlerts",
+    ("GET", "/api/v1/contracts"): "listContracts",
+    ("GET", "/api/v1/contracts/{document}"): "getContract",
+    ("POST", "/api/v1/contracts/{document}/check"): "checkContract",
+    ("POST", "/api/v1/contracts/{document}/publish"): "publishContract",
+    ("GET", "/api/v1/scenarios"): "getScenarioCoverage",
+    ("POST", "/api/v1/scenarios/release"): "releaseUnmapped",
+    ("GET", "/api/v1/drills/runs"): "listDrillRuns",
+    ("GET", "/api/v1/drills/runs/{run_id}"): "getDrillRun",
+    ("GET", "/api/v1/readiness"): "getReadiness",
+    ("GET", "/api/v1/incidents/export"): "exportIncidents",
+    ("GET", "/api/v1/incidents/stats"): "getIncidentStats",
+    ("GET", "/api/v1/incidents"): "listIncidents",
+    ("POST", "/api/v1/incidents"): "openIncident",
+    ("GET", "/api/v1/incidents/{incident_id}"): "getIncident",
+    ("PATCH", "/api/v1/incidents/{incident_id}"): "updateIncident",
+    ("POST", "/api/v1/incidents/{incident_id}/attachments"): "attachToIncident",
+    ("GET", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"): "getAttachment",
+    ("GET", "/api/v1/maintenance"): "listWindows",
+    ("POST", "/api/v1/maintenance"): "announceWindow",
+    ("GET", "/api/v1/maintenance.ics"): "getMaintenanceCalendar",
+    ("GET", "/api/v1/maintenance/{window_id}"): "getWindow",
+    ("DELETE", "/api/v1/maintenance/{window_id}"): "cancelWindow",
+    ("POST", "/api/v1/reconcile/{flow}"): "runReconcile",
+    ("GET", "/api/v1/reconcile/runs"): "listReconcileRuns",
+    ("GET", "/api/v1/reconcile/runs/{run_id}"): "getReconcileRun",
+    ("POST", "/api/v1/reconcile/runs/{run_id}/repush"): "repushReconcileMissing",
+}
+BEARER = "bearerAuth"
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route's operationId: named in :data:`OPERATION_IDS`, else its handler's name in
+    camelCase (a route added without a name here still gets a readable one)."""
+    for method in sorted(route.methods or ()):
+        named = OPERATION_IDS.get((method, route.path_format))
+        if named is not None:
+            return named
+    head, *rest = route.name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _tag_untagged(schema: dict[str, Any]) -> None:
+    """Tag every operation whose router declares no tag by its path, so that none is left
+    under ``default``."""
+    for path, operations in schema.get("paths", {}).items():
+        segment = path.removeprefix("/api/v1/").strip("/").split("/")[0].split(".")[0]
+        for operation in operations.values():
+            if isinstance(operation, dict) and not operation.get("tags"):
+                operation["tags"] = [_TAG_OF.get(segment, "admin")]
+
+
+def _files_as_bytes(schema: dict[str, Any]) -> None:
+    """A file download (``FileResponse``) is declared as ``*/*``, which generators skip:
+    declare it as bytes."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if "*/*" in content:
+                    del content["*/*"]
+                    content["application/octet-stream"] = {
+                        "schema": {"type": "string", "format": "binary"}
+                    }
+
+
+def _bearer_scheme(schema: dict[str, Any]) -> None:
+    """Say "Bearer token" once, as a security scheme, instead of an ``Authorization`` header
+    parameter on every operation. The dependencies in :mod:`interlink.web.deps` still read
+    the header themselves, so a wrong scheme keeps its own 401 message."""
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[BEARER] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A system's token (submits and reads its own documents), a person's "
+        "token (their role), or INTERLINK_ADMIN_TOKEN",
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            parameters = operation.get("parameters", [])
+            kept = [
+                p
+                for p in parameters
+                if not (p.get("in") == "header" and p.get("name", "").lower() == "authorization")
+            ]
+            if len(kept) == len(parameters):
+                continue
+            operation["security"] = [{BEARER: []}]
+            if kept:
+                operation["parameters"] = kept
+            else:
+                operation.pop("parameters", None)
 
 
 def _file_routes(app: FastAPI) -> Callable[[dict[str, Any]], bool]:
@@ -436,13 +663,13 @@ def _document_errors(schema: dict[str, Any]) -> None:
             "schema": {
                 "oneOf": [
                     {"$ref": "#/components/schemas/Error"},
-                    {"type": "array", "items": {"type": "object"}},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/BatchItem"}},
                 ]
             }
         }
     }
     for path, operations in schema.get("paths", {}).items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             for code, text in _ERRORS.items():
@@ -451,7 +678,7 @@ def _document_errors(schema: dict[str, Any]) -> None:
             # with nothing accepted answers its per-item results.
             operation["responses"]["422"] = {
                 "description": _ERRORS["422"],
-                "content": batch if path == "/api/v1/documents" else ref,
+                "content": batch if (method, path) == ("post", "/api/v1/documents") else ref,
             }
 
 
@@ -512,6 +739,12 @@ def _parse_documents(
     if isinstance(value, list):
         if len(value) > max_items:
             raise _too_many(max_items)
+        if not value:
+            # Nothing to accept is a batch with nothing accepted: 422, as for a refused batch.
+            raise Invalid(
+                "the batch is empty: send at least one document",
+                [{"path": "$", "message": "the array holds no documents"}],
+            )
         items, errors = [], []
         for index, entry in enumerate(value):
             if isinstance(entry, dict):

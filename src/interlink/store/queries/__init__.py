@@ -14,6 +14,7 @@ name (``from interlink.store.queries import claims``) and call ``claims.claim(..
 - ``audit``: the audit trail of manual actions
 - ``workers``: the worker registry
 - ``retention``: pruning delivered documents
+- ``backlog``: the ``/metrics`` backlog gauges' grouped count and the circuits' states
 - ``batches``: statements over batches of keys or rows, per dialect (shared by the above)
 - ``rows``: rows → domain objects (shared by the above)
 """
