@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hmac
 import json
 import os
@@ -175,6 +176,8 @@ class Contact(BaseModel):
     name: str | None = None
     email: str | None = None
     notify: str | None = None  # an Apprise URL
+    phone: str | None = None  # shown on the console's Systems page: who to call
+    on_call: str | None = None  # when they answer, e.g. "24/7" or "Mon-Fri 09:00-18:00"
 
 
 class System(BaseModel):
@@ -468,6 +471,24 @@ class EngineSettings(BaseModel):
     concurrency: int = Field(default=64, ge=1)
 
 
+_DATABASES = ("sqlite", "postgresql", "postgres")
+_DATABASE_HINT = "use sqlite:///FILE or postgresql://USER@HOST/DATABASE"
+
+
+def database_problem(url: str) -> str | None:
+    """Why the store could never open ``url`` (an unknown or misspelled scheme), or None.
+    Only the scheme is quoted: the rest of a URL may hold a password."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        return f"not a database URL; {_DATABASE_HINT}"
+    dialect, plus, _driver = scheme.lower().partition("+")
+    if dialect in _DATABASES and not (plus and dialect == "postgres"):
+        return None
+    guess = difflib.get_close_matches(dialect, _DATABASES[:2], n=1, cutoff=0.5)
+    hint = f" (did you mean {guess[0]}?)" if guess else ""
+    return f"unknown database scheme {scheme!r}{hint}; {_DATABASE_HINT}"
+
+
 def _split_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -512,6 +533,15 @@ class Topology(BaseModel):
     @classmethod
     def _listen(cls, value: str) -> str:
         _split_listen(value)
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        # Caught here, with the file's line, rather than when the store first opens.
+        problem = database_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -642,9 +672,35 @@ def loads(text: str, path: str = DEFAULT_CONFIG_PATH) -> Topology:
         for error in e.errors():
             reader.problem(tuple(error["loc"]), validation_message(error))
         topology = None
+    if topology is not None:
+        _check_named_fields(topology, reader)
     if reader.problems or topology is None:
         raise ConfigError(reader.render(path))
     return topology
+
+
+def _check_named_fields(topology: Topology, reader: YamlReader) -> None:
+    """A ``deadline`` or ``amount`` field that a closed contract (``additionalProperties:
+    false``, its fields all listed at the top) does not list: intake refuses every document
+    that carries it, so no deadline or amount could ever be read. In an open contract the
+    same is only suspicious: a warning of ``interlink check``."""
+    for name, doc in topology.documents.items():
+        schema = doc.contract_schema
+        if not schema or schema.get("additionalProperties") is not False:
+            continue
+        if any(k in schema for k in ("patternProperties", "allOf", "anyOf", "oneOf", "$ref")):
+            continue
+        listed = schema.get("properties")
+        listed = listed if isinstance(listed, dict) else {}
+        contract = doc.contract.name if doc.contract else "contract"
+        for role in ("deadline", "amount"):
+            field = getattr(doc, role)
+            if field and field not in listed:
+                reader.problem(
+                    ("documents", name, role),
+                    f"{field!r} is not a field of the contract ({contract}), which allows no "
+                    f"other fields: no {role} could ever be read",
+                )
 
 
 def validation_message(error: Any) -> str:
@@ -772,6 +828,41 @@ def _prepare(data: dict[str, Any], reader: YamlReader) -> None:
             entry["name"] = name
 
 
+def same_rule(when: Any) -> str | None:
+    """A scenario matcher in one canonical spelling, so that ``kind: pay``, ``kind: [pay]``,
+    ``kind: {in: [pay]}`` and ``kind: {eq: pay}`` compare equal; None if it is malformed
+    (that has its own message)."""
+
+    def condition(value: Any) -> Any:
+        if isinstance(value, list):
+            return ["in", sorted({json.dumps(v, sort_keys=True) for v in value})]
+        if isinstance(value, dict):
+            if set(value) == {"in"} and isinstance(value["in"], list):
+                return condition(value["in"])
+            if set(value) == {"eq"}:
+                return condition([value["eq"]])
+            return ["op", json.dumps(value, sort_keys=True, default=str)]
+        return condition([value])
+
+    def matcher(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError
+        out: dict[str, Any] = {}
+        for field, cond in value.items():
+            if field in ("all", "any"):
+                if not isinstance(cond, list):
+                    raise TypeError
+                out[field] = sorted(json.dumps(matcher(sub), sort_keys=True) for sub in cond)
+            else:
+                out[str(field)] = condition(cond)
+        return out
+
+    try:
+        return json.dumps(matcher(when if when is not None else {}), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
 def _cross_check(data: dict[str, Any], reader: YamlReader) -> None:
     """References between sections; each check runs only where the shape allows it."""
     systems = data.get("systems")
@@ -797,11 +888,25 @@ def _cross_check(data: dict[str, Any], reader: YamlReader) -> None:
     for name, doc in (documents or {}).items():
         scenarios = doc.get("scenarios") if isinstance(doc, dict) else None
         seen: set[str] = set()
+        rules: dict[str, tuple[str, int]] = {}
         for i, scenario in enumerate(scenarios if isinstance(scenarios, list) else []):
             label = scenario.get("name") if isinstance(scenario, dict) else None
             if isinstance(label, str) and label in seen:
                 reader.problem(("documents", name, "scenarios", i), f"duplicate scenario {label!r}")
             seen.add(str(label))
+            rule = same_rule(scenario.get("when", {})) if isinstance(scenario, dict) else None
+            first = rules.get(rule) if rule is not None else None
+            if first is not None:
+                # Both match every such document, and intake refuses a document that
+                # matches two scenarios: the pair can never work.
+                reader.problem(
+                    ("documents", name, "scenarios", i, "when"),
+                    f"scenario {label!r} matches the same documents by the same rule as "
+                    f"{first[0]!r} (line {first[1]}); every such document would be refused "
+                    "as ambiguous",
+                )
+            elif rule is not None:
+                rules[rule] = (str(label), reader.line(("documents", name, "scenarios", i)))
             if isinstance(scenario, dict) and "when" in scenario:
                 from interlink.scenarios import matcher_problems
 

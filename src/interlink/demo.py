@@ -39,7 +39,7 @@ from interlink.intake import Item
 from interlink.loopback import LoopbackServer
 from interlink.service import DeliveryFilter, Hub
 from interlink.store.db import open_store
-from interlink.transports.http import HttpTransport
+from interlink.transports import default_transport
 
 REJECTED_ORDER = "PO-0042"
 REJECTION = "account closed"
@@ -218,7 +218,7 @@ class Demo:
                 topology,
                 store=store,
                 clock=SystemClock(),
-                transport=HttpTransport(),
+                transport=default_transport(),
                 features=FEATURES,
             )
             stop = asyncio.Event()
@@ -298,7 +298,8 @@ class Demo:
         for d in dead:
             await asyncio.to_thread(hub.repush_one, d.id, "demo")
             self.say(
-                f"re-pushed delivery {d.id} ({d.flow} {d.key}): hub.repush_one({d.id}, 'demo')"
+                f"re-pushed delivery {d.id} ({d.flow} {d.key}), as you would with "
+                f"`interlink repush {d.id}`"
             )
         self.phase = "draining"
 
@@ -330,6 +331,16 @@ class Demo:
     def expected(self, hub_flows: dict[str, Any]) -> int:
         return sum(len(self.submitted[f["document"]]) for f in hub_flows.values())
 
+    def fan_out(self, hub_flows: dict[str, Any]) -> str:
+        """How documents fan out to flows, in words: "each document goes to 2 flows"."""
+        per_type: dict[str, int] = defaultdict(int)
+        for f in hub_flows.values():
+            per_type[f["document"]] += 1
+        if len(set(per_type.values())) == 1:
+            n = next(iter(per_type.values()))
+            return f"each document goes to {n} flow{'s' if n != 1 else ''}"
+        return "; ".join(f"each {t} goes to {n} flows" for t, n in sorted(per_type.items()))
+
     def delivered(self) -> int:
         return sum(f["delivered"] for f in self.status["flows"].values())
 
@@ -351,9 +362,10 @@ class Demo:
     def progress_line(self) -> str:
         held = sum(sum(f["held"].values()) for f in self.status["flows"].values())
         dead = sum(f["dead"] for f in self.status["flows"].values())
+        due = self.expected(self.status["flows"])
         return (
-            f"  t={self.elapsed():4.1f}s  submitted {self.count_submitted()}  "
-            f"delivered {self.delivered()}  held {held}  dead {dead}"
+            f"  t={self.elapsed():4.1f}s  {self.count_submitted()} documents submitted; "
+            f"deliveries: {self.delivered()} of {due} delivered, {held} held, {dead} dead"
         )
 
     def render(self, with_log: bool = True) -> RenderableType:
@@ -404,18 +416,25 @@ class Demo:
             received = self.downstreams[f["to"]].keys
             missing += len(set(self.submitted[f["document"]]) - received)
         lost = max(expected - delivered, missing)
-        unique = sum(len(d.keys) for d in self.downstreams.values())
-        out_of_order = sum(d.out_of_order for d in self.downstreams.values())
+        fan_out = self.fan_out(flows)
         treasury_order = self.downstreams["treasury"].out_of_order
+        unordered = sum(
+            d.out_of_order for name, d in self.downstreams.items() if name != "treasury"
+        )
         self.console.print(
-            f"{submitted} documents to {len(flows)} flows: {expected} deliveries due; "
-            f"the downstreams hold {unique} unique documents; "
-            f"ordered treasury flow: {treasury_order} refunds before their payment "
-            f"({out_of_order} out of order over all flows)",
+            f"{submitted} documents submitted; {fan_out}, so {expected} deliveries were due",
             markup=False,
         )
         self.console.print(
-            f"{submitted} submitted, {delivered} delivered, {lost} lost", markup=False
+            f"order: the ordered flow to treasury delivered {treasury_order} refunds before "
+            f"their payment; the unordered flows may deliver revisions in any order "
+            f"({unordered} did, as allowed)",
+            markup=False,
+        )
+        self.console.print(
+            f"{submitted} documents submitted, {delivered} of {expected} deliveries "
+            f"delivered, {lost} lost",
+            markup=False,
         )
         return 0 if lost == 0 else 1
 
@@ -443,7 +462,8 @@ def run(fast: bool = False) -> int:
     logging.getLogger("interlink").setLevel(logging.ERROR)
     # Piped (make demo > log, the tests): whole lines rather than wrapped at 80 columns.
     tty = sys.stdout.isatty()
-    console = Console(highlight=False, soft_wrap=not tty, width=None if tty else 120)
+    # markup=False: keys and downstream messages in the log are data, never styles.
+    console = Console(highlight=False, soft_wrap=not tty, width=None if tty else 120, markup=False)
     try:
         return runner.run(Demo(FAST if fast else NORMAL, console).run())
     except KeyboardInterrupt:

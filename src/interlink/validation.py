@@ -22,6 +22,7 @@ import jsonschema
 import re2
 from jsonschema.exceptions import ValidationError
 
+from interlink import violations
 from interlink.errors import ConfigError
 
 _RE2_OPTIONS = re2.Options()
@@ -151,16 +152,13 @@ def _additional_properties(validator: Any, aP: Any, instance: Any, schema: Any) 
     if validator.is_type(aP, "object"):
         for extra in extras:
             yield from validator.descend(instance[extra], aP, path=extra)
-    elif not aP and extras:
-        listed = ", ".join(repr(e) for e in sorted(extras, key=str))
-        if "patternProperties" in schema:
-            verb = "does" if len(extras) == 1 else "do"
-            patterns = ", ".join(repr(p) for p in sorted(schema["patternProperties"]))
-            yield ValidationError(f"{listed} {verb} not match any of the regexes: {patterns}")
-        else:
-            verb = "was" if len(extras) == 1 else "were"
-            yield ValidationError(f"Additional properties are not allowed ({listed} {verb} "
-                                  "unexpected)")  # fmt: skip
+    elif not aP:
+        # One problem per field, at the field's own path: "$.colour is not a field of the
+        # contract" tells the upstream what to drop.
+        for extra in sorted(extras, key=str):
+            yield ValidationError(
+                f"{extra!r} is not a field of the contract", path=[extra], instance=instance[extra]
+            )
 
 
 @functools.cache
@@ -171,6 +169,9 @@ def _on_re2(cls: Any) -> Any:
             "pattern": _pattern,
             "patternProperties": _pattern_properties,
             "additionalProperties": _additional_properties,
+            "required": violations.required,
+            "dependencies": violations.dependencies,
+            "dependentRequired": violations.dependencies,
         },
     )
 
@@ -191,6 +192,15 @@ def _fast_on_re2(fast: Callable[[Any], Any], schema: Any) -> None:
             table[pattern] = compile_pattern(pattern)
 
 
+def _compile_fast(schema: Any) -> Callable[[Any], Any]:
+    try:
+        return fastjsonschema.compile(schema, detailed_exceptions=False)
+    except KeyError:
+        # fastjsonschema 2.22 cannot word a `const` without the detailed messages (KeyError
+        # 'definition_rule'): such a schema compiles the slower way instead.
+        return fastjsonschema.compile(schema, detailed_exceptions=True)
+
+
 class ContractValidator:
     def __init__(
         self, schema: dict[str, Any], name: str = "contract", *, meta_check: bool = True
@@ -204,9 +214,7 @@ class ContractValidator:
             # Without detailed exceptions the generated code does not embed every sub-schema
             # in its messages: a 500-property schema compiles in a fifth of the time. The
             # messages come from jsonschema anyway.
-            self._fast: Callable[[Any], Any] = fastjsonschema.compile(
-                schema, detailed_exceptions=False
-            )
+            self._fast: Callable[[Any], Any] = _compile_fast(schema)
             cls = jsonschema.validators.validator_for(schema)
             if meta_check:
                 cls.check_schema(schema)
@@ -214,7 +222,7 @@ class ContractValidator:
             message = getattr(exc, "message", str(exc))
             raise ConfigError([f"{name}: not a valid JSON Schema: {message}"]) from exc
         _fast_on_re2(self._fast, schema)
-        self._full = _on_re2(cls)(schema)
+        self._full = _on_re2(cls)(schema, format_checker=violations.format_checker(schema))
 
     def valid(self, payload: Any) -> bool:
         """Whether ``payload`` passes (the compiled check only)."""
@@ -228,21 +236,12 @@ class ContractValidator:
         """Every violation as ``{"path": "$.a[0].b", "message": ...}``; empty when valid."""
         try:
             self._fast(payload)
-        except fastjsonschema.JsonSchemaValueException:
-            pass
+        except fastjsonschema.JsonSchemaValueException as exc:
+            refusal = exc.message
         else:
             return []
-        found = [
-            {"path": _path(error.absolute_path), "message": error.message}
-            for error in self._full.iter_errors(payload)
-        ]
+        found = [violations.describe(error) for error in self._full.iter_errors(payload)]
         found.sort(key=lambda p: p["path"])
-        # fastjsonschema and jsonschema disagree only on exotic formats; trust the refusal.
-        return found or [{"path": "$", "message": "does not match the contract"}]
-
-
-def _path(parts: Any) -> str:
-    out = "$"
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+        # Both validators check the same formats with the same expressions; should they still
+        # disagree, the compiled check's own words are better than none.
+        return found or [violations.from_fast(refusal)]

@@ -84,9 +84,14 @@ async def test_maintenance_commands(cli: Cli, tmp_path: Path) -> None:
         assert result.code == 2, (args, result.out)
         assert message in result.err and "Traceback" not in result.err, result.err
     assert "--force" in results[3].err and "--force" in results[4].err
+    # Refused for peak hours: the quietest allowed slot, as a command to run, avoids them.
+    [command] = [x for x in results[3].err.splitlines() if x.startswith("  interlink maintenance")]
+    assert command.endswith("--reason x") and "T09:" not in command and "T10:" not in command
     preview = results[-1]
     assert preview.code == 1 and "would be refused" in preview.out
-    assert "warning: short notice" in preview.out
+    # A refusal is an error, not a warning, and comes with a slot that would be announced.
+    assert "error: short notice" in preview.err and "warning: short notice" not in preview.out
+    assert "  interlink maintenance add treasury --start " in preview.err
 
     forced = cli(*add, "treasury", "--start", start, "--end", end, "--reason", "hotfix", "--force")
     assert forced.code == 0, forced.err

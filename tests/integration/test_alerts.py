@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from interlink.features.incidents.service import incidents
 from interlink.intake import Item
 from interlink.service import Hub
 from interlink.store.queries import events
+from tests.acceptance.conftest import run_cli_async
 from tests.conftest import Api, pay, submit
 from tests.receiver import Receiver
 
@@ -133,7 +135,7 @@ async def test_rejection_mails_product_and_dev_of_the_upstream(
     assert mail["Subject"] == "[interlink] delivery rejected: trading-treasury"
     body = body_of(mail)
     assert "payee_account is not a valid account number" in body
-    assert f"key=PO-1 document={doc['id']}" in body
+    assert f"key PO-1 (delivery 1, document {doc['id']})" in body
     assert "interlink repush --flow trading-treasury --reason rejected --dry-run" in body
     assert chat.requests == []  # the treasury ops' chat is not told of rejected data
     [record] = alerts(alert_hub).history()
@@ -181,7 +183,7 @@ async def test_a_flood_of_rejections_sends_a_handful_of_mails(
     assert sum(r["count"] for r in records) == 10_000
     assert all(r["status"] == "sent" for r in records)
     summary = body_of(box.messages[-1][1])
-    assert "more 'delivery rejected' events in the last 5m" in summary
+    assert "In the last 5 min: treasury refused " in summary
     assert "interlink repush --flow trading-treasury --reason rejected --dry-run" in summary
     # one incident for the whole flood, every rejection counted on it
     [incident] = incidents(alert_hub).search()
@@ -279,7 +281,7 @@ async def test_a_restarted_alerter_neither_resends_nor_skips(
         "[interlink] maintenance started: treasury",
         "[interlink] maintenance ended: treasury",
     ]
-    assert "reason: upgrade" in body_of(box.messages[0][1])
+    assert "treasury is in maintenance (upgrade)." in body_of(box.messages[0][1])
     [unknown] = alerts(alert_hub).history(status="unrouted")
     assert unknown["kind"] == "mystery_kind"
 
@@ -315,3 +317,42 @@ async def test_alerts_api_and_send_test(
     assert len(chat.requests) == 2 and json.loads(chat.requests[-1].body)["title"].endswith(
         "test message"
     )
+
+
+async def test_markup_in_data_reaches_mail_chat_and_the_cli_as_it_is(
+    alert_hub: Hub,
+    treasury: Receiver,
+    mailbox: tuple[Mailbox, int],
+    chat: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box, _ = mailbox
+    key = "T-[bold]77[/bold]-[x]"
+    monkeypatch.setenv("INTERLINK_CONSOLE_URL", "https://interlink.example.test")
+    treasury.respond(422, "[red]no payee[/red]")
+    [doc] = await submit(alert_hub, pay(key))
+    await alert_hub.engine.step()
+    now = alert_hub.clock.now()
+    alert_hub.store.write_sync(
+        lambda conn: events.add_event(
+            conn, now, "flow_held_auth", {"detail": "HTTP 401: [b]token[/b]"}, "treasury", FLOW
+        )
+    )
+
+    await asyncio.to_thread(alerts(alert_hub).run_once)
+
+    rejected = next(m for _, m in box.messages if "rejected" in m["Subject"])
+    assert rejected["Subject"] == "[interlink] delivery rejected: trading-treasury"
+    body = body_of(rejected)
+    assert f"key {key} (delivery 1, document {doc['id']}): HTTP 422: [red]no payee[/red]" in body
+    assert "Console: https://interlink.example.test/flows/trading-treasury" in body
+    [note] = chat.requests  # the treasury ops' chat hears of the credentials only
+    assert note.json["title"] == "[interlink] flow held: unauthorized: trading-treasury"
+    assert "(HTTP 401: [b]token[/b])" in note.json["message"]
+
+    listed = await run_cli_async("alerts", "list", cwd=tmp_path)
+    assert listed.code == 0, listed.err
+    assert "[interlink] delivery rejected: trading-treasury" in listed.out
+    shown = await run_cli_async("deliveries", "--key", key, cwd=tmp_path)
+    assert key in shown.out and "[red]no payee[/red]" in shown.out

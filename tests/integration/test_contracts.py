@@ -158,7 +158,7 @@ async def test_publish_refused_then_forced_then_intake_follows(network: Hub) -> 
         {"order_no": "A2", "kind": "reversal", "amount": 1, "memo": "x"},
     )
     assert isinstance(no_memo, Invalid)
-    assert no_memo.detail["problems"] == [{"path": "$", "message": "'memo' is a required property"}]
+    assert no_memo.detail["problems"] == [{"path": "$.memo", "message": "is required but missing"}]
     assert isinstance(reversal, dict)
 
 

@@ -179,8 +179,7 @@ def test_message_names_documents_and_detail() -> None:
     body = Message("delivery_rejected", "treasury", "F", 1, [event]).body(
         refs={42: ("PO-1", "01DOC")}
     )
-    assert "key=PO-1 document=01DOC" in body
-    assert "HTTP 422: no payee" in body
+    assert "key PO-1 (delivery 42, document 01DOC): HTTP 422: no payee" in body
     notice = ev("maintenance_started", "treasury", None, window=3, reason="upgrade")
     text = Message("maintenance_started", "treasury", None, 1, [notice]).body()
-    assert "reason: upgrade" in text and "window: 3" in text
+    assert text.startswith("treasury is in maintenance (upgrade).")

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from interlink.cli import deliveries, documents, flows, push, server, setup, status
+from interlink.cli import deliveries, documents, flows, prune, push, server, setup, status
 from interlink.cli import demo as demo_command
 from interlink.cli.common import EXIT_BAD_INPUT, err, use_features
 from interlink.errors import ConfigError, InterlinkError
@@ -40,6 +40,7 @@ app.command("show")(documents.show)
 app.command("repush")(deliveries.repush)
 app.add_typer(flows.app, name="flows")
 app.command("demo")(demo_command.demo)
+prune.register(app)
 
 
 # The features' command groups, and the features every command's hub installs.

@@ -21,7 +21,8 @@ import typer
 from rich.console import Console
 
 from interlink import times
-from interlink.config import Topology, config_path, load
+from interlink.config import CONFIG_ENV, Topology, config_path, load
+from interlink.errors import ConfigError
 from interlink.service import DeliveryFilter, FeatureLike, Hub
 
 EXIT_OK = 0
@@ -35,7 +36,10 @@ def _console(stream: TextIO) -> Console:
     # Piped output is read by scripts and logs: long lines stay whole instead of wrapping at 80.
     tty = stream.isatty()
     wide = None if tty or os.environ.get("COLUMNS") else 160
-    return Console(file=stream, highlight=False, soft_wrap=not tty, width=wide)
+    # markup=False: every string printed, and every string in a table cell or title, is data
+    # (business keys, subjects, downstream messages) and must show as it is: with markup on,
+    # a key "T-[bold]77[/bold]" printed as "T-77". Styles are given as rich.text.Text.
+    return Console(file=stream, highlight=False, soft_wrap=not tty, width=wide, markup=False)
 
 
 out = _console(sys.stdout)
@@ -74,7 +78,22 @@ UntilOption = Annotated[
 
 
 def topology(config: Path | None) -> Topology:
-    return load(config_path(str(config) if config is not None else None))
+    path = config_path(str(config) if config is not None else None)
+    if not path.exists():
+        raise ConfigError([f"{path}: no such file", missing_topology_hint(config)])
+    return load(path)
+
+
+def missing_topology_hint(config: Path | None) -> str:
+    """What to do when there is no topology file, by how its name was chosen."""
+    if config is not None:
+        return "  check the path given with -c/--config, or create one with `interlink init DIR`"
+    if os.environ.get(CONFIG_ENV):
+        return (
+            f"  ${CONFIG_ENV} names a file that does not exist: fix it, give -c FILE, "
+            "or create one with `interlink init`"
+        )
+    return f"  create one here with `interlink init`, or name yours with -c FILE (or ${CONFIG_ENV})"
 
 
 # The features a command's hub installs: interlink.features.registry.FEATURES, handed over by

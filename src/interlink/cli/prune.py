@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Annotated
 
 import typer
 
+from interlink import times
 from interlink.cli.common import EXIT_BAD_INPUT, ConfigOption, actor, err, hub, out, print_json
 from interlink.config import parse_duration
 
@@ -40,20 +42,27 @@ def prune(
                 err.print(f"error: --older-than: {exc}", markup=False)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
         result = h.prune(age, actor(), dry_run=dry_run)
+        tz = h.topology.tz
+    cutoff = f"{_local(result['cutoff'], tz)} ({times.duration(age)} ago)"
     if json_output:
         print_json(result)
     elif dry_run:
         out.print(
-            f"{result['documents']} documents received before {result['cutoff']} would be "
+            f"{result['documents']} documents received before {cutoff} would be "
             "removed (all their deliveries delivered)",
             markup=False,
         )
     else:
         out.print(
             f"removed {result['documents']} documents, {result['deliveries']} deliveries and "
-            f"{result['attempts']} attempts received before {result['cutoff']}",
+            f"{result['attempts']} attempts received before {cutoff}",
             markup=False,
         )
+
+
+def _local(cutoff: object, tz: tzinfo) -> str:
+    when = cutoff if isinstance(cutoff, datetime) else datetime.fromisoformat(str(cutoff))
+    return times.local_text(when, tz)
 
 
 def register(app: typer.Typer) -> None:

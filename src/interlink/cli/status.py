@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from interlink.cli.common import ConfigOption, JsonOption, hub, local_time, out, print_json
 from interlink.config import Topology
@@ -46,8 +47,8 @@ def flow_table(data: dict[str, Any]) -> Table:
             str(f["in_flight"]),
             held_text(f["held"]),
             str(f["delivered"]),
-            f"[red]{f['dead']}[/]" if f["dead"] else "0",
-            f"[yellow]{hold['reason']}[/] by {hold['by']}" if hold else "",
+            Text(str(f["dead"]), style="red") if f["dead"] else "0",
+            Text.assemble((hold["reason"], "yellow"), f" by {hold['by']}") if hold else "",
         )
     return table
 
@@ -55,18 +56,38 @@ def flow_table(data: dict[str, Any]) -> Table:
 def system_table(data: dict[str, Any], topology: Topology) -> Table:
     table = Table(title="systems", title_justify="left")
     table.add_column("system")
+    table.add_column("role")
     table.add_column("circuit")
     table.add_column("since")
     table.add_column("next probe")
     for name, s in data["systems"].items():
-        open_ = s["circuit"] == "open"
+        role = system_role(name, topology)
+        if role == "upstream":
+            # Nothing is ever sent to a pure source, so it has no breaker to be open or closed.
+            circuit = Text("none (source only)", style="dim")
+        elif s["circuit"] == "open":
+            circuit = Text("open", style="red")
+        else:
+            circuit = Text("closed", style="green")
         table.add_row(
             name,
-            "[red]open[/]" if open_ else "[green]closed[/]",
+            role,
+            circuit,
             _when(s.get("opened_at"), topology),
             _when(s.get("next_probe_at"), topology),
         )
     return table
+
+
+def system_role(name: str, topology: Topology) -> str:
+    """``upstream`` (only a source of flows), ``downstream``, ``both``, or ``unused``."""
+    source = bool(topology.flows_from(name))
+    target = bool(topology.flows_to(name))
+    if source and target:
+        return "both"
+    if target:
+        return "downstream"
+    return "upstream" if source else "unused"
 
 
 def _when(iso: str | None, topology: Topology) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from interlink.config import Topology
+from interlink.features.alerts import wording
 
 ALL_ROLES = ("product", "dev", "ops", "business")
 EXAMPLES = 5
@@ -203,33 +204,14 @@ class Message:
             return f"[interlink] {title}: {where} ({self.count} more)"
         return f"[interlink] {title}: {where}"
 
-    def body(self, interval: timedelta | None = None, refs: Refs | None = None) -> str:
-        lines: list[str] = []
-        rule = self.rule
-        title = rule.title if rule else self.kind
-        if self.flow:
-            lines.append(f"Flow: {self.flow}")
-        if self.system:
-            lines.append(f"System: {self.system}")
-        if self.summary:
-            span = f" in the last {_span(interval)}" if interval else ""
-            lines.append(f"{self.count} more '{title}' events{span}.")
-        if rule is not None and not rule.fold and len(self.examples) == 1:
-            # A notice of its own (maintenance): every detail on its own line.
-            event = self.examples[0]
-            lines.append("")
-            lines += [f"{k}: {_text(v)}" for k, v in event.detail.items()]
-            return "\n".join(lines).strip() + "\n"
-        for event in self.examples[:EXAMPLES]:
-            lines.append("")
-            lines.append(f"- {event.at.isoformat()} {describe(event, refs)}")
-        if self.count > len(self.examples[:EXAMPLES]):
-            lines.append(f"... and {self.count - len(self.examples[:EXAMPLES])} more")
-        if self.examples:
-            command = action(self.examples[0])
-            if command:
-                lines += ["", "To act:", f"  {command}"]
-        return "\n".join(lines).strip() + "\n"
+    def body(
+        self,
+        interval: timedelta | None = None,
+        refs: Refs | None = None,
+        context: wording.Context | None = None,
+    ) -> str:
+        """The text people read: see :mod:`interlink.features.alerts.wording`."""
+        return wording.body(self, interval, refs, context)
 
 
 Refs = Mapping[int, tuple[str, str]]
@@ -256,15 +238,6 @@ def describe(event: Event, refs: Refs | None = None) -> str:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-
-
-def _span(interval: timedelta) -> str:
-    seconds = int(interval.total_seconds())
-    if seconds % 3600 == 0 and seconds:
-        return f"{seconds // 3600}h"
-    if seconds % 60 == 0 and seconds:
-        return f"{seconds // 60}m"
-    return f"{seconds}s"
 
 
 @dataclass

@@ -21,13 +21,14 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection
 
-from interlink.features.alerts import notify, queries
+from interlink.features.alerts import notify, queries, wording
 from interlink.features.alerts.rules import RULES, Aggregator, Event, Message, route
 
 if TYPE_CHECKING:
@@ -86,6 +87,11 @@ class Alerter:
         self.sender: Sender = sender or ChannelSender(hub, send_timeout)
         self.send_timeout = send_timeout
         self.batch = batch
+
+    @property
+    def wording(self) -> wording.Context:
+        # Read per message: one environment lookup, and a new address needs no restart.
+        return wording.Context(self.hub.topology, os.environ.get(wording.CONSOLE_URL_ENV))
 
     @property
     def interval(self) -> timedelta:
@@ -156,7 +162,7 @@ class Alerter:
             "system": message.system,
             "flow": message.flow,
             "subject": message.subject(),
-            "body": message.body(self.interval, refs),
+            "body": message.body(self.interval, refs, self.wording),
             "count": message.count,
             "attempts": 0,
             "next_at": now,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from interlink.cli.common import (
     EXIT_DOES_NOT_HOLD,
@@ -176,8 +177,12 @@ def list_(json_: JsonOption = False, config: ConfigOption = None) -> None:
 def _print_report(report: dict[str, Any]) -> None:
     doc = report["document"]
     current = report["current"]["version"]
-    verdict = "[red]BREAKING[/red]" if report["breaking"] else "[green]compatible[/green]"
-    out.print(f"[bold]{doc}[/bold]: proposed schema against version {current}: {verdict}")
+    verdict = (
+        Text("BREAKING", style="red") if report["breaking"] else Text("compatible", style="green")
+    )
+    out.print(
+        Text.assemble((doc, "bold"), f": proposed schema against version {current}: ", verdict)
+    )
     if report["unchanged"]:
         out.print("  the proposed schema is the current one")
     if report["consumers"]:
@@ -253,7 +258,7 @@ def coverage(
         print_json(report)
         return
     for doc in report["documents"]:
-        out.print(f"[bold]{doc['document']}[/bold]: {doc['documents']} documents")
+        out.print(Text.assemble((doc["document"], "bold"), f": {doc['documents']} documents"))
         if not doc["scenarios"]:
             out.print("  no scenarios listed", markup=False)
             continue
@@ -261,7 +266,9 @@ def coverage(
         for column in ("scenario", "direction", "likelihood", "documents"):
             table.add_column(column)
         for s in doc["scenarios"]:
-            count = str(s["documents"]) if s["documents"] else "[yellow]never seen[/yellow]"
+            count = (
+                Text(str(s["documents"])) if s["documents"] else Text("never seen", style="yellow")
+            )
             table.add_row(s["name"], s["direction"], s["likelihood"], count)
         table.add_row("(unmapped)", "", "", str(doc["unmapped"]["count"]))
         out.print(table)

@@ -4,7 +4,14 @@
 - a flow ``derives`` a field its document's contract does not define, or from a field that
   no document delivered to its source system defines;
 - a scenario matcher looks at a field the contract does not define;
-- a flow requires a scenario on a document type that lists none (everything would be held).
+- a flow requires a scenario on a document type that lists none (everything would be held);
+- a document type's ``deadline`` or ``amount`` field is not defined by its (open) contract;
+  a closed one (``additionalProperties: false``) makes that an error of loading instead;
+- a flow's source system has no ``token_env``: it cannot submit over the API, only
+  ``interlink push`` can load its documents;
+- contacts have e-mail addresses but ``alerts.smtp`` is not set: no alert mail is sent.
+
+Errors are for what can never work (the topology does not load); these load and may be meant.
 """
 
 from __future__ import annotations
@@ -70,6 +77,18 @@ def warnings(topology: Topology) -> list[tuple[Loc, str]]:
                         f"contract of {name} does not define",
                     )
                 )
+        for role in ("deadline", "amount"):
+            named = getattr(doc, role)
+            if named and not _defined(fields, named):
+                found.append(
+                    (
+                        ("documents", name, role),
+                        f"documents.{name}.{role}: {named!r} is not defined by the contract of "
+                        f"{name}; the upstream was never told to send it",
+                    )
+                )
+    found.extend(_tokenless_sources(topology))
+    found.extend(_mail_without_smtp(topology))
     for flow in sorted(topology.flows.values(), key=lambda f: f.name):
         fields = fields_of.get(flow.document)
         where = f"flows.{flow.name}"
@@ -120,3 +139,53 @@ def warnings(topology: Topology) -> list[tuple[Loc, str]]:
                 )
             )
     return found
+
+
+def _tokenless_sources(topology: Topology) -> list[tuple[Loc, str]]:
+    found: list[tuple[Loc, str]] = []
+    for name, system in sorted(topology.systems.items()):
+        sent = sorted(f.name for f in topology.flows_from(name))
+        if sent and not system.token_env:
+            found.append(
+                (
+                    ("systems", name),
+                    f"systems.{name}: sends {', '.join(sent)} but has no token_env, so it "
+                    f"cannot submit over the API; only `interlink push --source {name}` can "
+                    "load its documents",
+                )
+            )
+    return found
+
+
+def _mail_without_smtp(topology: Topology) -> list[tuple[Loc, str]]:
+    if topology.alerts.smtp is not None:
+        return []
+    mailed = [
+        (name, i)
+        for name, system in sorted(topology.systems.items())
+        for i, contact in enumerate(system.contacts)
+        if contact.email
+    ]
+    if not mailed:
+        return []
+    name, i = mailed[0]
+    unreached = sorted(
+        {
+            name
+            for name, system in topology.systems.items()
+            for c in system.contacts
+            if c.email and not c.notify
+        }
+    )
+    also = (
+        f"; contacts of {', '.join(unreached)} have no notify: URL either and get no alert"
+        if unreached
+        else ""
+    )
+    return [
+        (
+            ("systems", name, "contacts", i, "email"),
+            f"{len(mailed)} contact(s) have an e-mail address but alerts.smtp is not set: no "
+            f"alert mail can be sent{also}",
+        )
+    ]

@@ -2,8 +2,9 @@
 
 Each check returns a :class:`Check`: passed, failed or not available (what it needs is not
 installed), with the evidence in words. :func:`evaluate` runs every check a drill asks for,
-and always "nothing lost": every delivery ended delivered or dead, and every delivery the
-hub counts as delivered is in its sandbox's books.
+and always "nothing lost": every delivery ended delivered or dead (or held, where the drill
+expects it held for that reason), and every delivery the hub counts as delivered is in its
+sandbox's books.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlink.features.drills.sandbox import Received
-from interlink.features.drills.spec import Drill
+from interlink.features.drills.spec import DeadExpectation, Drill
 
 PASSED = "passed"
 FAILED = "failed"
@@ -53,29 +54,43 @@ def _some(items: Sequence[str]) -> str:
 
 
 def expected_dead(drill: Drill, delivery: dict[str, Any]) -> bool:
-    return any(
-        d.key == delivery["key"] and (d.flow is None or d.flow == delivery["flow"])
-        for d in drill.expect.dead
+    return any(d.covers(delivery) for d in drill.expect.dead)
+
+
+def expected_held(drill: Drill, delivery: dict[str, Any]) -> bool:
+    return any(h.covers(delivery) for h in drill.expect.held)
+
+
+def held_as_expected(drill: Drill, delivery: dict[str, Any]) -> bool:
+    """``delivery`` is held for the reason the drill expects it held: it ended as meant."""
+    return delivery["status"] == "held" and any(
+        h.covers(delivery) and h.reason == delivery["reason"] for h in drill.expect.held
     )
 
 
 def nothing_lost(
-    deliveries: Sequence[dict[str, Any]], received: Sequence[Received], settled: bool
+    deliveries: Sequence[dict[str, Any]],
+    received: Sequence[Received],
+    settled: bool,
+    drill: Drill | None = None,
 ) -> Check:
     booked = {(r.system, r.document_id) for r in received if r.booked}
+    kept = [d for d in deliveries if drill is not None and held_as_expected(drill, d)]
     open_ = [
         f"{d['flow']} {d['key']} r{d['revision']} ({d['status']}"
         + (f": {d['reason']})" if d["reason"] else ")")
         for d in deliveries
-        if d["status"] not in ("delivered", "dead")
+        if d["status"] not in ("delivered", "dead") and d not in kept
     ]
     unbooked = [
         f"{d['flow']} {d['key']} r{d['revision']}"
         for d in deliveries
         if d["status"] == "delivered" and (d["system"], d["document_id"]) not in booked
     ]
-    ended = len(deliveries) - len(open_)
+    ended = len(deliveries) - len(open_) - len(kept)
     evidence = f"{ended} of {len(deliveries)} deliveries ended delivered or dead"
+    if kept:
+        evidence += f", {len(kept)} held as expected"
     if unbooked:
         evidence += f"; {len(unbooked)} counted delivered but not in the sandbox's books"
     if not settled and open_:
@@ -91,7 +106,7 @@ def nothing_lost(
 
 def delivered_within(drill: Drill, deliveries: Sequence[dict[str, Any]], limit: float) -> Check:
     name = f"everything delivered within {limit:g}s"
-    wanted = [d for d in deliveries if not expected_dead(drill, d)]
+    wanted = [d for d in deliveries if not expected_dead(drill, d) and not expected_held(drill, d)]
     missing = [
         f"{d['flow']} {d['key']} r{d['revision']} ({d['status']}"
         + (f": {d['reason']}" if d["reason"] else "")
@@ -161,18 +176,28 @@ def alerts_fired(drill: Drill, events: Sequence[dict[str, Any]]) -> list[Check]:
 
 
 def dead_as_expected(drill: Drill, deliveries: Sequence[dict[str, Any]]) -> list[Check]:
+    return _ended_as(drill.expect.dead, "dead", deliveries)
+
+
+def held_as_expected_checks(drill: Drill, deliveries: Sequence[dict[str, Any]]) -> list[Check]:
+    return _ended_as(drill.expect.held, "held", deliveries)
+
+
+def _ended_as(
+    wanted: Sequence[DeadExpectation], status: str, deliveries: Sequence[dict[str, Any]]
+) -> list[Check]:
+    """Every delivery each expectation covers ended with ``status`` and its reason."""
     checks = []
-    for want in drill.expect.dead:
-        mine = [
-            d
-            for d in deliveries
-            if d["key"] == want.key and (want.flow is None or d["flow"] == want.flow)
-        ]
-        name = f"{want.key} dead ({want.reason})" + (f" on {want.flow}" if want.flow else "")
+    for want in wanted:
+        mine = [d for d in deliveries if want.covers(d)]
+        revision = f" r{want.revision}" if want.revision is not None else ""
+        name = f"{want.key}{revision} {status} ({want.reason})" + (
+            f" on {want.flow}" if want.flow else ""
+        )
         if not mine:
-            checks.append(Check(name, FAILED, f"no delivery of key {want.key} was made"))
+            checks.append(Check(name, FAILED, f"no delivery of key {want.key}{revision} was made"))
             continue
-        wrong = [d for d in mine if not (d["status"] == "dead" and d["reason"] == want.reason)]
+        wrong = [d for d in mine if not (d["status"] == status and d["reason"] == want.reason)]
         states = ", ".join(
             f"{d['flow']} r{d['revision']}: {d['status']}"
             + (f" ({d['reason']})" if d["reason"] else "")
@@ -227,13 +252,14 @@ def evaluate(
     maintenance: Check | None = None,
 ) -> list[Check]:
     expect = drill.expect
-    checks = [nothing_lost(deliveries, received, settled)]
+    checks = [nothing_lost(deliveries, received, settled, drill)]
     if expect.delivered_within is not None:
         checks.append(delivered_within(drill, deliveries, expect.delivered_within.total_seconds()))
     if expect.max_duplicates is not None:
         checks.append(duplicates(received, expect.max_duplicates))
     checks.extend(alerts_fired(drill, events))
     checks.extend(dead_as_expected(drill, deliveries))
+    checks.extend(held_as_expected_checks(drill, deliveries))
     if expect.order_kept:
         names = expect.order_kept if isinstance(expect.order_kept, list) else None
         chosen = [f for f in flows if names is None or f.name in names]
@@ -252,7 +278,7 @@ def coverage(
     """scenario → flow → "passed" | "exercised" | "never tried" | "" (the flow does not carry
     that scenario's document type). ``catalogue``: document type → its scenario names;
     ``flows``: flow → document type. Passed: every delivery of that scenario on that flow
-    ended as the drill expects (delivered, or dead where the drill says so)."""
+    ended as the drill expects (delivered, or dead or held where the drill says so)."""
     matrix: dict[str, dict[str, str]] = {}
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for d in deliveries:
@@ -271,7 +297,9 @@ def coverage(
                 row[flow] = "never tried" if doc_type else ""
                 continue
             ok = all(
-                d["status"] == "delivered" or (d["status"] == "dead" and expected_dead(drill, d))
+                d["status"] == "delivered"
+                or (d["status"] == "dead" and expected_dead(drill, d))
+                or held_as_expected(drill, d)
                 for d in cell
             )
             row[flow] = "passed" if ok else "exercised"

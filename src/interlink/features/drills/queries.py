@@ -78,6 +78,21 @@ def last_outage_pass(conn: Connection, flow: str, system: str, since: datetime) 
 # -- reads of a drill's temporary store ------------------------------------------------------
 
 
+def open_deliveries(conn: Connection) -> list[Any]:
+    """Deliveries still on their way, with what a held expectation matches them by."""
+    return list(
+        conn.execute(
+            select(
+                deliveries.c.flow,
+                deliveries.c.key,
+                deliveries.c.revision,
+                deliveries.c.status,
+                deliveries.c.reason,
+            ).where(deliveries.c.status.in_(("pending", "in_flight", "held")))
+        )
+    )
+
+
 def rehearsal_deliveries(conn: Connection) -> list[Any]:
     """Every delivery with its document's scenario and arrival time."""
     return list(

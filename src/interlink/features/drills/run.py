@@ -39,13 +39,20 @@ from interlink.features.drills.expectations import (
     FlowPath,
     coverage,
     evaluate,
+    held_as_expected,
 )
 from interlink.features.drills.sandbox import Sandbox
-from interlink.features.drills.spec import DrillFile, check_against, render_payload, resolve_type
+from interlink.features.drills.spec import (
+    Drill,
+    DrillFile,
+    check_against,
+    render_payload,
+    resolve_type,
+)
 from interlink.intake import Item
 from interlink.service import FeatureLike, Hub
 from interlink.store.db import Store, open_store
-from interlink.transports.http import HttpTransport
+from interlink.transports import default_transport
 
 BUCKET = 0.1  # seconds per bar of the timeline chart
 POLL = 0.05
@@ -242,7 +249,7 @@ async def rehearse(
                 drill_topology,
                 store=store,
                 clock=SystemClock(),
-                transport=HttpTransport(),
+                transport=default_transport(),
                 features=features,
             )
             try:
@@ -287,7 +294,7 @@ async def _run(
             if feeder.done():
                 feeder.result()  # a bug in feeding surfaces here, not silently
                 if elapsed >= timeline_end:
-                    open_ = await hub.store.read(queries.unsettled)
+                    open_ = await _still_open(hub, drill)
                     if open_ == 0:
                         settled = True
                         break
@@ -333,6 +340,15 @@ async def _feed(
         if sent < len(planned):
             # Pacing the upstream at the drill's rate, not waiting for an outcome.
             await asyncio.sleep(max(0.0, mono0 + sent / rate - time.monotonic()))
+
+
+async def _still_open(hub: Hub, drill: Drill) -> int:
+    """Deliveries still on their way; one the drill expects held, and held for that reason,
+    has arrived where it should and is not waited for."""
+    if not drill.expect.held:
+        return await hub.store.read(queries.unsettled)
+    rows = await hub.store.read(queries.open_deliveries)
+    return sum(1 for r in rows if not held_as_expected(drill, dict(r._mapping)))
 
 
 def _announce(hub: Hub, spec: DrillFile, wall0: datetime) -> Check | None:

@@ -29,6 +29,7 @@ from interlink.config import (
     validation_message,
 )
 from interlink.errors import ConfigError
+from interlink.model import HoldReason
 from interlink.scenarios import matches
 
 FaultKind = Literal[
@@ -156,6 +157,22 @@ class DeadExpectation(BaseModel):
     key: str
     reason: Literal["rejected", "gave_up"]
     flow: str | None = None
+    revision: int | None = Field(default=None, ge=1)
+
+    def covers(self, delivery: dict[str, Any]) -> bool:
+        """Whether ``delivery`` is one this expectation speaks about."""
+        return (
+            self.key == delivery["key"]
+            and (self.flow is None or self.flow == delivery["flow"])
+            and (self.revision is None or self.revision == delivery["revision"])
+        )
+
+
+class HeldExpectation(DeadExpectation):
+    """Deliveries of a key that must end the drill held, for one reason: e.g. the refund
+    behind a rejected payment on an ordered flow stays ``blocked``."""
+
+    reason: HoldReason  # type: ignore[assignment]
 
 
 class Expectations(BaseModel):
@@ -165,6 +182,7 @@ class Expectations(BaseModel):
     max_duplicates: int | None = Field(default=None, ge=0)
     alerts: list[AlertExpectation] = []
     dead: list[DeadExpectation] = []
+    held: list[HeldExpectation] = []
     order_kept: bool | list[str] = False
 
     @field_validator("alerts", mode="before")
@@ -299,9 +317,12 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
     for key in drill.expect.order_kept if isinstance(drill.expect.order_kept, list) else []:
         if key not in drill.flows:
             problem(("expect", "order_kept"), f"{key!r} is not one of the drill's flows")
-    for i, dead in enumerate(drill.expect.dead):
-        if dead.flow is not None and dead.flow not in drill.flows:
-            problem(("expect", "dead", i, "flow"), f"{dead.flow!r} is not one of the drill's flows")
+    for kind, wanted in (("dead", drill.expect.dead), ("held", drill.expect.held)):
+        for i, want in enumerate(wanted):
+            if want.flow is not None and want.flow not in drill.flows:
+                problem(
+                    ("expect", kind, i, "flow"), f"{want.flow!r} is not one of the drill's flows"
+                )
     if problems:
         unique = dict.fromkeys(sorted(problems, key=lambda p: p[0]))
         raise ConfigError([f"{spec.path}:{line}: {message}" for line, message in unique])

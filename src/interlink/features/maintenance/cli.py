@@ -3,6 +3,10 @@ windows. Times are ISO 8601, in the topology's time zone unless they carry an of
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +22,7 @@ from interlink.cli.common import (
     print_json,
     shorten,
 )
+from interlink.errors import InputError
 from interlink.features.maintenance.service import maintenance
 from interlink.times import parse_time
 
@@ -51,25 +56,34 @@ def add(
 ) -> None:
     """Announce a maintenance window: the system's deliveries are held while it is open."""
     with hub(config) as h:
-        tz = h.topology.tz
-        result = maintenance(h).add(
-            system,
-            parse_time(start, tz, "--start"),
-            parse_time(end, tz, "--end"),
-            reason,
-            actor=actor(),
-            force=force,
-            dry_run=dry_run,
-        )
+        tz, zone = h.topology.tz, h.topology.timezone
+        try:
+            result = maintenance(h).add(
+                system,
+                parse_time(start, tz, "--start"),
+                parse_time(end, tz, "--end"),
+                reason,
+                actor=actor(),
+                force=force,
+                dry_run=dry_run,
+            )
+        except InputError as exc:
+            refused = exc.detail.get("checks")
+            if json_ or not isinstance(refused, dict):
+                raise
+            err.print(f"error: {exc.message}", markup=False)
+            _suggest(refused, reason, config, zone)
+            raise typer.Exit(2) from None
     if json_:
         print_json(result)
         return
     checks = result if dry_run else result["checks"]
+    refusals = refusals_of(checks, force) if dry_run else []
     if dry_run:
-        verdict = "would be announced" if checks["ok"] else "would be refused"
+        verdict = "would be refused" if refusals else "would be announced"
         out.print(f"dry run: the window {verdict}", markup=False)
-        for problem in checks["errors"]:
-            err.print(f"refused: {problem}", markup=False)
+        for problem in refusals:
+            err.print(f"error: {problem}", markup=False)
     else:
         label = " (short notice)" if result["short_notice"] else ""
         out.print(
@@ -77,13 +91,56 @@ def add(
             f"{_local(result['end_local'])}",
             markup=False,
         )
-    _print_checks(checks)
-    if dry_run and not checks["ok"]:
+    _print_checks(checks, refusals)
+    if refusals:
+        _suggest(checks, reason, config, zone)
         raise typer.Exit(1)
 
 
-def _print_checks(checks: dict[str, Any]) -> None:
+QUIETEST = "the quietest comparable slot"
+
+
+def refusals_of(checks: dict[str, Any], force: bool) -> list[str]:
+    """What stops the window being announced: errors, and what only --force lifts."""
+    return [*checks["errors"], *([] if force else checks["needs_force"])]
+
+
+def suggestion(checks: dict[str, Any], reason: str, config: Path | None, zone: str) -> list[str]:
+    """The quietest allowed slot, and the command line that announces it as it is."""
+    slot = checks.get("quietest_slot")
+    if not slot:
+        return [
+            "no slot of this length is allowed in this week or the next (notice, peak hours, "
+            "other windows); try a shorter window"
+        ]
+    start = datetime.fromisoformat(slot["start_local"])
+    end = datetime.fromisoformat(slot["end_local"])
+    words = [
+        "interlink", "maintenance", "add", checks["system"],
+        "--start", start.isoformat(timespec="minutes"),
+        "--end", end.isoformat(timespec="minutes"),
+        "--reason", reason,
+    ]  # fmt: skip
+    if config is not None:
+        words += ["-c", str(config)]
+    expected = round(slot["expected_deliveries"])
+    return [
+        f"the quietest allowed slot is {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {zone} "
+        f"(about {expected} deliveries expected); to announce it:",
+        "  " + shlex.join(words),
+    ]
+
+
+def _suggest(checks: dict[str, Any], reason: str, config: Path | None, zone: str) -> None:
+    for line in suggestion(checks, reason, config, zone):
+        err.print(line, markup=False, soft_wrap=True)
+
+
+def _print_checks(checks: dict[str, Any], refusals: Sequence[str] = ()) -> None:
     for warning in checks["warnings"]:
+        # A refusal is printed as an error, and the quietest slot as a command line after it.
+        if warning in refusals or (refusals and warning.startswith(QUIETEST)):
+            continue
         out.print(f"warning: {warning}", markup=False)
     backlog = ", ".join(f"{flow}: ~{n}" for flow, n in checks["expected_backlog"].items())
     if backlog:

@@ -206,8 +206,18 @@ class Maintenance:
                 "overlaps the busiest hours observed in the last 28 days: "
                 + ", ".join(wa.describe_hour(h) for h in busy)
             )
-        earliest = now + (system.maintenance_notice or timedelta(0))
-        slot = wa.quietest_slot(hist, start, end, self.tz, system.peak_hours, earliest)
+        earliest = max(now + (system.maintenance_notice or timedelta(0)), now)
+        # An allowed slot: after the notice, outside peaks and the system's other windows;
+        # this week if one fits, else the next (a refusal late in the week still gets one).
+        horizon = wa.week_start(start, self.tz) + timedelta(days=15)
+        taken = [(w.start, w.end) for w in queries.overlapping(conn, system_name, now, horizon)]
+        slot = None
+        for span in (1, 2):
+            slot = wa.quietest_slot(
+                hist, start, end, self.tz, system.peak_hours, earliest, taken, span
+            )
+            if slot is not None:
+                break
         quietest = None
         if slot is not None:
             s_start, s_end, expected = slot
@@ -220,7 +230,7 @@ class Maintenance:
             }
             if busy or peaks:
                 warnings.append(
-                    f"the quietest comparable slot this week is {self._local(s_start)} to "
+                    f"the quietest comparable slot allowed is {self._local(s_start)} to "
                     f"{self._local(s_end)} (about {round(expected)} deliveries expected)"
                 )
         backlog = _backlog(

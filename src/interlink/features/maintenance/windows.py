@@ -185,17 +185,20 @@ def quietest_slot(
     tz: tzinfo,
     peaks: Sequence[str] = (),
     earliest: datetime | None = None,
+    avoid: Sequence[tuple[datetime, datetime]] = (),
+    weeks: int = 1,
 ) -> tuple[datetime, datetime, float] | None:
     """The slot of the same duration in the same (local) week, outside the declared peaks and
-    not before ``earliest``, with the least observed traffic; ties go to the slot nearest the
-    requested start. Candidates start on the hour plus the requested start's minutes.
+    the ``avoid`` intervals (other windows), not before ``earliest``, with the least observed
+    traffic; ties go to the slot nearest the requested start. Candidates start on the hour
+    plus the requested start's minutes. ``weeks`` widens the search to the following weeks.
     Returns (start, end, expected deliveries) in UTC, or None when no slot fits."""
     duration = end - start
     monday = week_start(start, tz)
-    next_monday = _local_day_start((monday + timedelta(days=7, hours=12)).date(), tz)
+    next_monday = _local_day_start((monday + timedelta(days=7 * weeks, hours=12)).date(), tz)
     offset = timedelta(minutes=start.astimezone(tz).minute)
     best: tuple[float, float, datetime] | None = None
-    for k in range(HOURS_PER_WEEK):
+    for k in range(HOURS_PER_WEEK * weeks):
         cand = (monday + timedelta(hours=k) + offset).astimezone(UTC)
         cand_end = cand + duration
         if cand_end > next_monday:
@@ -203,6 +206,8 @@ def quietest_slot(
         if earliest is not None and cand < earliest:
             continue
         if peaks and peak_intervals(peaks, tz, cand, cand_end):
+            continue
+        if any(overlaps(cand, cand_end, a, b) for a, b in avoid):
             continue
         traffic = expected_traffic(hist, cand, cand_end, tz)
         key = (round(traffic, 6), abs((cand - start).total_seconds()), cand)

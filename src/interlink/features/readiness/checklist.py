@@ -16,10 +16,12 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from interlink import times
 from interlink.config import Flow, System, Topology
 from interlink.features.drills import queries
 
@@ -81,10 +83,18 @@ def scenarios_item(topology: Topology, flow: Flow) -> Item:
     )
 
 
-def drill_item(flow: Flow, run: Any, within: timedelta, tz: Any = None) -> Item:
-    """``run``: the newest passed drill (id, name, finished) since the period began, or None."""
+def drill_item(
+    flow: Flow,
+    run: Any,
+    within: timedelta,
+    tz: Any = None,
+    drill_files: Sequence[str] = (),
+    document: str | None = None,
+) -> Item:
+    """``run``: the newest passed drill (id, name, finished) since the period began, or None.
+    ``drill_files``: the drill files found beside the topology that take ``flow``'s target
+    down, to name one that exists rather than one the project may not have."""
     name = "outage drill passed"
-    days = within.total_seconds() / 86400
     if run is not None:
         when = run.finished.astimezone(tz) if tz is not None else run.finished
         return Item(
@@ -93,13 +103,47 @@ def drill_item(flow: Flow, run: Any, within: timedelta, tz: Any = None) -> Item:
             f"drill {run.name!r} (run {run.id}) with {flow.target} down passed on "
             f"{when:%Y-%m-%d %H:%M}",
         )
+    found = f"no passed drill with {flow.target} down covering {flow.name} in the last " + (
+        f"{times.duration(within)}"
+    )
+    if drill_files:
+        return Item(name, FAILED, found, f"run `interlink drill run {drill_files[0]}`")
+    suggested = f"drills/{flow.name}-down.yaml"
     return Item(
         name,
         FAILED,
-        f"no passed drill with {flow.target} down covering {flow.name} in the last {days:g} days",
-        f"write a drill with a down fault on {flow.target} for {flow.name} and run "
-        "`interlink drill run DRILL.yaml` (see drills/treasury-down-at-peak.yaml)",
+        found,
+        f"write {suggested} (the drill file format is in docs/drills.md), e.g. "
+        f"name: {flow.target} down; flows: [{flow.name}]; "
+        f"documents: [{{type: {document or flow.document}, count: 20, payload: {{...}}}}]; "
+        f"faults: {{{flow.target}: [{{fault: down, at: 1s, for: 5s}}]}}; "
+        f"then run `interlink drill run {suggested}`",
     )
+
+
+def drill_files_for(topology: Topology, flow: Flow) -> list[str]:
+    """Drill files under the topology's ``drills/`` folder that take ``flow``'s target down
+    while rehearsing ``flow``, as paths a person can type from here."""
+    from interlink.errors import ConfigError
+    from interlink.features.drills import spec
+
+    folder = topology.path.parent / "drills"
+    found = []
+    for file in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            drill = spec.load(file).drill
+        except ConfigError:
+            continue  # a broken drill file is `drill run`'s to report, not readiness's
+        if flow.name in drill.flows and flow.target in drill.outage_systems():
+            found.append(_typable(file))
+    return found
+
+
+def _typable(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def contacts_item(topology: Topology, flow: Flow) -> Item:
@@ -132,7 +176,7 @@ def notice_item(system: System) -> Item:
         return Item(
             name,
             PASSED,
-            f"{system.name}: notice {system.maintenance_notice}, peak hours "
+            f"{system.name}: notice {times.duration(system.maintenance_notice)}, peak hours "
             f"{', '.join(system.peak_hours)}",
         )
     return Item(
@@ -198,12 +242,13 @@ def flow_items(
     within: timedelta,
     alerts: Item,
     probe: tuple[str | None, str | None],
+    drill_files: Sequence[str] = (),
 ) -> list[Item]:
     target = topology.systems[flow.target]
     return [
         contract_item(topology, flow),
         scenarios_item(topology, flow),
-        drill_item(flow, run, within, topology.tz),
+        drill_item(flow, run, within, topology.tz, drill_files, flow.document),
         contacts_item(topology, flow),
         notice_item(target),
         alerts,
@@ -276,7 +321,13 @@ async def check(
     out = []
     for f in flows:
         items = flow_items(
-            topology, f, run=runs[f.name], within=within, alerts=alerts, probe=by_target[f.target]
+            topology,
+            f,
+            run=runs[f.name],
+            within=within,
+            alerts=alerts,
+            probe=by_target[f.target],
+            drill_files=[] if runs[f.name] is not None else drill_files_for(topology, f),
         )
         out.append(
             {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from interlink.cli.common import (
     EXIT_BAD_INPUT,
@@ -108,51 +110,65 @@ def reconcile(
             actor=actor(),
         )
         body = result.to_json()
+        tz = h.topology.tz
         if repush_missing:
             if not result.complete:
                 raise InputError(
                     "not re-pushing: the comparison is incomplete (rows could not be read)"
                 )
+            suspect = render.map_suspect(body)
+            if suspect is not None and not dry_run:
+                raise InputError(f"not re-pushing: {suspect}")
             assert result.run_id is not None
             body["repush"] = service.repush_missing(result.run_id, actor(), dry_run=dry_run)
     if output is not None:
-        text = render.to_markdown(body) if format_ == "md" else render.to_csv(body)
+        text = render.to_markdown(body, tz) if format_ == "md" else render.to_csv(body)
         if format_ == "table":
-            text = "\n".join(render.summary_lines(body)) + "\n"
+            text = "\n".join(render.summary_lines(body, tz)) + "\n"
         output.write_text(text, encoding="utf-8")
     if json_:
         print_json(body)
     elif format_ == "csv" and output is None:
         out.file.write(render.to_csv(body))
     elif format_ == "md" and output is None:
-        out.file.write(render.to_markdown(body))
+        out.file.write(render.to_markdown(body, tz))
     else:
-        _print_table(body)
+        _print_table(body, tz, flow)
     if not body["complete"]:
         err.print(render.verdict(body), markup=False)
         raise typer.Exit(EXIT_BAD_INPUT)
     raise typer.Exit(EXIT_DOES_NOT_HOLD if body["differences"] else EXIT_OK)
 
 
-def _print_table(body: dict[str, object]) -> None:
+def _print_table(body: dict[str, Any], tz: tzinfo, flow: str) -> None:
+    # The verdict first: a page of "missing" rows read before it invites a wrong re-push.
+    lines = render.summary_lines(body, tz)
+    suspect = render.map_suspect(body) is not None
+    head = len(render.headline(body))
+    for line in lines[:head]:
+        out.print(Text(line, style="bold"))
     items = body["items"]
-    assert isinstance(items, list)
     if items:
+        shown = 5 if suspect else 200
         table = Table(*ITEM_COLUMNS)
-        for row in render.table_rows(body):
+        for row in render.table_rows(body, limit=shown):
             table.add_row(*row)
         out.print(table)
-        if len(items) > 200:
-            out.print(f"... {len(items) - 200} more (use --format csv --output FILE)")
-    for line in render.summary_lines(body):
-        out.print(line, markup=False, highlight=False)
+        if len(items) > shown:
+            out.print(f"... {len(items) - shown} more (use --format csv --output FILE)")
+    for line in lines[head:]:
+        out.print(line, highlight=False)
     repush = body.get("repush")
     if isinstance(repush, dict):
         verb = "would re-push" if repush["dry_run"] else "re-pushed"
         out.print(
             f"{verb} {repush['repushed']} of {repush['missing']} missing; "
-            f"{repush['on_their_way']} already on their way",
-            markup=False,
+            f"{repush['on_their_way']} already on their way"
+        )
+    elif body["complete"] and body["categories"].get("missing") and not suspect:
+        out.print(
+            f"next: see what would be sent again with `interlink reconcile {flow} ... "
+            "--repush-missing --dry-run` (the same options as this run)"
         )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Any
 
-from interlink import csv_export
+from interlink import csv_export, times
 from interlink.features.reconcile.matching import CATEGORIES
 
 ITEM_COLUMNS = (
@@ -33,13 +34,67 @@ def verdict(report: dict[str, Any]) -> str:
     return "no differences" + (f" ({timing} timing difference(s))" if timing else "")
 
 
-def summary_lines(report: dict[str, Any]) -> list[str]:
+def map_suspect(report: dict[str, Any]) -> str | None:
+    """Why the column map is likely wrong, or None.
+
+    When almost none of our deliveries found a row and almost none of their rows found a
+    delivery (unreadable or extra), the two sides were not compared on the same columns: a
+    wrong ``--map``, not a downstream that lost everything. Re-pushing on such a report would
+    send every document again.
+    """
+    ours = int(report["totals"]["ours"]["count"])
+    missing = int(report["categories"].get("missing", 0))
+    categories = report["categories"]
+    # Their rows that matched none of ours: unknown keys, repeats of one key, unreadable rows.
+    unread = int(report["problem_count"])
+    unmatched = int(categories.get("extra", 0)) + int(categories.get("duplicate", 0)) + unread
+    theirs = int(report["totals"]["theirs"]["count"]) + unread
+    if ours < MIN_ROWS or theirs == 0:
+        return None
+    if missing < SUSPECT_SHARE * ours or unmatched < SUSPECT_SHARE * theirs:
+        return None
+    return (
+        f"{missing} of our {ours} deliveries found no row and {unmatched} of their "
+        f"{theirs} rows matched none{f' ({unread} unreadable)' if unread else ''}: "
+        "the column map is likely wrong. Check --map against the export's header "
+        "(key=COL,amount=COL,...); do not re-push on this report."
+    )
+
+
+MIN_ROWS = 5
+SUSPECT_SHARE = 0.8
+
+
+def period_text(report: dict[str, Any], tz: tzinfo | None = None) -> str:
+    """The period in the topology's zone, with the zone named."""
     period = report["period"]
+
+    def one(value: str | None) -> str:
+        if not value:
+            return "-"
+        when = datetime.fromisoformat(value)
+        return times.local_text(when, tz) if tz is not None else value
+
+    return f"{one(period['since'])} .. {one(period['until'])}"
+
+
+def headline(report: dict[str, Any]) -> list[str]:
+    """What to read first: the verdict, and why not to act on it when the map looks wrong."""
+    lines = [verdict(report)]
+    suspect = map_suspect(report)
+    if suspect:
+        lines.append(suspect)
+    return lines
+
+
+def summary_lines(report: dict[str, Any], tz: tzinfo | None = None) -> list[str]:
     totals = report["totals"]
     lines = [
+        *headline(report),
+        "",
         f"flow {report['flow']}  source {report['source']}"
         + (f"  run {report['run']}" if report.get("run") else ""),
-        f"period {period['since'] or '-'} .. {period['until'] or '-'}",
+        f"period {period_text(report, tz)}",
         "",
     ]
     for category in CATEGORIES:
@@ -54,7 +109,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"problem: {problem}")
     if report["problem_count"] > len(report["problems"]):
         lines.append(f"... and {report['problem_count'] - len(report['problems'])} more")
-    lines += ["", verdict(report)]
     return lines
 
 
@@ -72,16 +126,13 @@ def _md(value: Any) -> str:
     return _cell(value).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(report: dict[str, Any]) -> str:
-    period = report["period"]
+def to_markdown(report: dict[str, Any], tz: tzinfo | None = None) -> str:
     totals = report["totals"]
     out = [
         f"# Reconciliation of {report['flow']}",
         "",
-        f"Source: {_md(report['source'])}; period {period['since'] or '-'} to "
-        f"{period['until'] or '-'}.",
-        "",
-        f"**{verdict(report)}**",
+        *(part for line in headline(report) for part in (f"**{_md(line)}**", "")),
+        f"Source: {_md(report['source'])}; period {period_text(report, tz)}.",
         "",
         "| category | count |",
         "|---|---:|",
