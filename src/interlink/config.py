@@ -581,6 +581,16 @@ class Topology(BaseModel):
     def flows_to(self, system: str) -> list[Flow]:
         return [f for f in self.flows.values() if f.target == system]
 
+    def role(self, system: str) -> str:
+        """``upstream`` (only a source of flows), ``downstream``, ``both``, or ``unused``."""
+        source = bool(self.flows_from(system))
+        target = bool(self.flows_to(system))
+        if source and target:
+            return "both"
+        if target:
+            return "downstream"
+        return "upstream" if source else "unused"
+
     def system_for_token(self, token: str) -> System | None:
         if not token:
             return None

@@ -312,6 +312,8 @@ class Hub:
                     "next_probe_at": row.next_probe_at.isoformat() if row.next_probe_at else None,
                 }
             systems[name]["window"] = open_windows.get(name)
+            # Nothing is sent to a system that is only a source: its "closed" means no breaker.
+            systems[name]["role"] = self.topology.role(name)
         return {"flows": flows, "systems": systems}
 
     def flow_hold(self, flow: str) -> Any | None:

@@ -248,6 +248,9 @@ def test_screenshots_fit_the_screen_in_both_languages(
         for _ in range(40):
             page.keyboard.press("ArrowRight")
         assert box.evaluate("b => b.scrollLeft") > before
-        assert error.evaluate(
-            "e => { const r = e.getBoundingClientRect(); return r.left < window.innerWidth; }"
+        # The browser may still be scrolling (smoothly) when the last key is handled: wait
+        # for the error cell to come into view, failing after Playwright's timeout if never.
+        page.wait_for_function(
+            "e => { const r = e.getBoundingClientRect(); return r.left < window.innerWidth; }",
+            arg=error.element_handle(),
         )

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from interlink import times
-from interlink.cli.status import system_role, system_table
+from interlink.cli.status import system_table
 from interlink.config import Topology, loads
 from interlink.features.alerts.rules import Event, Message
 from interlink.features.alerts.wording import Context
@@ -202,8 +202,8 @@ def test_the_verdict_comes_first_and_the_period_is_local() -> None:
 
 
 def test_an_upstream_only_system_has_no_circuit(topo: Topology) -> None:
-    assert system_role("trading", topo) == "upstream"
-    assert system_role("treasury", topo) == "downstream"
+    assert topo.role("trading") == "upstream"
+    assert topo.role("treasury") == "downstream"
     closed = {"circuit": "closed", "opened_at": None, "next_probe_at": None}
     data = {"systems": {"trading": closed, "treasury": closed}}
     buffer = io.StringIO()

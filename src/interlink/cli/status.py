@@ -61,7 +61,7 @@ def system_table(data: dict[str, Any], topology: Topology) -> Table:
     table.add_column("since")
     table.add_column("next probe")
     for name, s in data["systems"].items():
-        role = system_role(name, topology)
+        role = topology.role(name)
         if role == "upstream":
             # Nothing is ever sent to a pure source, so it has no breaker to be open or closed.
             circuit = Text("none (source only)", style="dim")
@@ -77,17 +77,6 @@ def system_table(data: dict[str, Any], topology: Topology) -> Table:
             _when(s.get("next_probe_at"), topology),
         )
     return table
-
-
-def system_role(name: str, topology: Topology) -> str:
-    """``upstream`` (only a source of flows), ``downstream``, ``both``, or ``unused``."""
-    source = bool(topology.flows_from(name))
-    target = bool(topology.flows_to(name))
-    if source and target:
-        return "both"
-    if target:
-        return "downstream"
-    return "upstream" if source else "unused"
 
 
 def _when(iso: str | None, topology: Topology) -> str:

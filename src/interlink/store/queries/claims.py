@@ -59,7 +59,7 @@ _PG_CLAIM_REST = _PG_CLAIM.format(urgent="", order="next_at")
 # statement for the payloads) the claim was half of the writer's time per delivery.
 _SQLITE_CHOOSE = (
     "SELECT d.id, d.document_id, d.flow, d.system, d.key, d.revision, d.attempts, d.failures, "
-    "d.first_failure_at, d.deadline, d.next_at, doc.type, doc.payload "
+    "d.first_failure_at, doc.type, doc.payload "
     "FROM deliveries AS d JOIN documents AS doc ON doc.id = d.document_id "
     "WHERE d.status = 'pending' AND d.flow = ? AND d.next_at <= ? {urgent} "
     "ORDER BY d.{order}, d.id LIMIT ?"
@@ -83,8 +83,8 @@ _SQLITE_LEASE = (
 
 
 class ClaimedRow(NamedTuple):
-    """A leased delivery with its document, as the SQLite claim reads it (PostgreSQL's rows
-    carry the same names)."""
+    """A leased delivery with its document, as the SQLite claim reads it: what a job needs
+    (PostgreSQL's rows carry the same names, and more)."""
 
     id: int
     document_id: str
@@ -96,8 +96,6 @@ class ClaimedRow(NamedTuple):
     failures: int
     first_failure_at: datetime | None
     lease_until: datetime
-    deadline: datetime | None
-    next_at: datetime | None
     type: str
     payload: str
 
@@ -116,10 +114,7 @@ def _sqlite_claim(
     ids = [row[0] for row in found]
     conn.exec_driver_sql(_SQLITE_LEASE, (sqlite_time(lease_until), at, orjson.dumps(ids).decode()))
     return [
-        ClaimedRow._make(
-            (*row[:8], _parsed(row[8]), lease_until, _parsed(row[9]), _parsed(row[10]), *row[11:])
-        )
-        for row in found
+        ClaimedRow._make((*row[:8], _parsed(row[8]), lease_until, row[9], row[10])) for row in found
     ]
 
 

@@ -148,6 +148,7 @@ class SystemStatus(Answer):
     opened_at: str | None
     next_probe_at: str | None
     window: dict[str, Any] | None = Field(description="the maintenance window open now")
+    role: str = Field(description="upstream, downstream, both or unused")
 
 
 class Status(Answer):
