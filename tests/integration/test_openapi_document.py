@@ -94,3 +94,53 @@ async def test_typed_routes_answer_what_the_service_gives(api):
     assert paused == {"flow": "trading-treasury", "hold": "paused", "held": 1}
     _, resumed, _ = await api.request("POST", "/api/v1/flows/trading-treasury/resume", json={})
     assert resumed == {"flow": "trading-treasury", "hold": None, "released": 1}
+
+
+# Answers that are not JSON: files and text, each with its own media type.
+DOWNLOADS = {
+    "exportIncidents": {"text/csv", "text/markdown"},
+    "getAttachment": {"application/octet-stream"},
+    "getMaintenanceCalendar": {"text/calendar"},
+    "getMetrics": {"text/plain"},
+}
+
+
+def typed(schema: dict) -> bool:
+    """A schema a generator can type: a reference, or a type whose parts are typed (an object
+    without properties, such as ``dict[str, Any]``, or ``{}`` is not)."""
+    if "$ref" in schema:
+        return True
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            return all(typed(part) for part in schema[key])
+    if schema.get("type") == "array":
+        return typed(schema.get("items", {}))
+    if schema.get("type") == "object":
+        return "properties" in schema
+    return "type" in schema
+
+
+def test_typed_tells_an_open_answer_from_a_typed_one():
+    assert not typed({})
+    assert not typed({"type": "object", "additionalProperties": True})
+    assert not typed({"type": "array", "items": {"type": "object", "additionalProperties": True}})
+    assert typed({"type": "array", "items": {"$ref": "#/components/schemas/DrillRun"}})
+    assert typed({"anyOf": [{"$ref": "#/components/schemas/Window"}, {"type": "null"}]})
+
+
+async def test_every_json_answer_is_typed(api):
+    _, schema, _ = await api.request("GET", "/openapi.json", token=None)
+    seen = set()
+    for method, path, operation in operations(schema):
+        name = operation["operationId"]
+        answers = {c: r for c, r in operation["responses"].items() if c.startswith("2")}
+        assert answers, (method, path)
+        if name in DOWNLOADS:
+            seen.add(name)
+            media = {m for r in answers.values() for m in r.get("content", {})}
+            assert DOWNLOADS[name] <= media and "application/json" not in media, (name, media)
+            continue
+        for code, answer in answers.items():
+            described = answer["content"]["application/json"]["schema"]
+            assert typed(described), (name, code, described)
+    assert seen == set(DOWNLOADS)

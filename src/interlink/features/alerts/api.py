@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from interlink.errors import InputError
+from interlink.features.alerts import models
 from interlink.features.alerts.service import alerts
 from interlink.service import Hub
 from interlink.times import parse_time
@@ -17,7 +18,12 @@ router = APIRouter(tags=["alerts"])
 STATUSES = ("pending", "sent", "failed", "unrouted")
 
 
-@router.get("/api/v1/alerts", summary="Alert messages, newest first: what went to whom")
+@router.get(
+    "/api/v1/alerts",
+    summary="Alert messages, newest first: what went to whom",
+    response_model=models.AlertPage,
+    response_model_exclude_unset=True,
+)
 def list_alerts(
     hub: Annotated[Hub, Depends(hub_of)],
     _who: Annotated[str, Depends(reader)],

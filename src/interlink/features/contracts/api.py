@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from interlink.errors import InputError
+from interlink.features.contracts import models
 from interlink.features.contracts.registry import DEFAULT_REPLAY
 from interlink.features.contracts.service import contracts, scenarios
 from interlink.service import Hub
@@ -20,12 +21,20 @@ Admin = Annotated[str, Depends(admin)]
 Replay = Annotated[int, Query(ge=0, le=100_000)]
 
 
-@router.get("/api/v1/contracts")
+@router.get(
+    "/api/v1/contracts",
+    response_model=list[models.ContractSummary],
+    response_model_exclude_unset=True,
+)
 def list_contracts(hub: HubDep, _who: Reader) -> list[dict[str, Any]]:
     return contracts(hub).overview()
 
 
-@router.get("/api/v1/contracts/{document}")
+@router.get(
+    "/api/v1/contracts/{document}",
+    response_model=models.Contract,
+    response_model_exclude_unset=True,
+)
 def contract(hub: HubDep, _who: Reader, document: str) -> dict[str, Any]:
     registry = contracts(hub)
     current = registry.current(document)
@@ -35,7 +44,11 @@ def contract(hub: HubDep, _who: Reader, document: str) -> dict[str, Any]:
     }
 
 
-@router.post("/api/v1/contracts/{document}/check")
+@router.post(
+    "/api/v1/contracts/{document}/check",
+    response_model=models.CompatibilityReport,
+    response_model_exclude_unset=True,
+)
 def check(
     hub: HubDep,
     _who: Operator,
@@ -48,7 +61,11 @@ def check(
     return contracts(hub).check(document, schema, replay)
 
 
-@router.post("/api/v1/contracts/{document}/publish")
+@router.post(
+    "/api/v1/contracts/{document}/publish",
+    response_model=models.Published,
+    response_model_exclude_unset=True,
+)
 def publish(
     hub: HubDep,
     who: Admin,
@@ -72,7 +89,11 @@ def publish(
     )
 
 
-@router.get("/api/v1/scenarios")
+@router.get(
+    "/api/v1/scenarios",
+    response_model=models.ScenarioCoverage,
+    response_model_exclude_unset=True,
+)
 def coverage(
     hub: HubDep,
     _who: Reader,
@@ -88,7 +109,11 @@ def coverage(
     )
 
 
-@router.post("/api/v1/scenarios/release")
+@router.post(
+    "/api/v1/scenarios/release",
+    response_model=models.Released,
+    response_model_exclude_unset=True,
+)
 def release(hub: HubDep, who: Operator, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Body: ``{"document": ID}`` or ``{"flow": F, "all": true}``."""
     document, flow, everything = body.get("document"), body.get("flow"), body.get("all", False)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from interlink.features.drills import models
 from interlink.features.drills.service import drills
 from interlink.service import Hub
 from interlink.web.deps import hub_of, reader
@@ -14,7 +15,12 @@ from interlink.web.deps import hub_of, reader
 router = APIRouter()
 
 
-@router.get("/api/v1/drills/runs", tags=["drills"])
+@router.get(
+    "/api/v1/drills/runs",
+    tags=["drills"],
+    response_model=list[models.DrillRun],
+    response_model_exclude_unset=True,
+)
 def list_runs(
     hub: Annotated[Hub, Depends(hub_of)],
     _who: Annotated[str, Depends(reader)],
@@ -24,7 +30,12 @@ def list_runs(
     return drills(hub).runs(limit)
 
 
-@router.get("/api/v1/drills/runs/{run_id}", tags=["drills"])
+@router.get(
+    "/api/v1/drills/runs/{run_id}",
+    tags=["drills"],
+    response_model=models.DrillRunReport,
+    response_model_exclude_unset=True,
+)
 def get_run(
     run_id: int,
     hub: Annotated[Hub, Depends(hub_of)],

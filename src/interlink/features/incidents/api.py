@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from interlink.errors import InputError
+from interlink.features.incidents import models
 from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES, IncidentFilter, incidents
 from interlink.service import Hub
 from interlink.times import parse_time
@@ -88,12 +89,22 @@ def export(
     )
 
 
-@router.get("/api/v1/incidents/stats", summary="Open incidents, MTTR, recurring problems")
+@router.get(
+    "/api/v1/incidents/stats",
+    summary="Open incidents, MTTR, recurring problems",
+    response_model=models.IncidentStats,
+    response_model_exclude_unset=True,
+)
 def stats(hub: HubDep, _who: Reader) -> dict[str, Any]:
     return incidents(hub).stats()
 
 
-@router.get("/api/v1/incidents", summary="Incidents, newest first, searchable")
+@router.get(
+    "/api/v1/incidents",
+    summary="Incidents, newest first, searchable",
+    response_model=models.IncidentPage,
+    response_model_exclude_unset=True,
+)
 def list_incidents(
     hub: HubDep,
     _who: Reader,
@@ -109,14 +120,25 @@ def list_incidents(
     return {"items": incidents(hub).search(f, limit=limit)}
 
 
-@router.post("/api/v1/incidents", status_code=201, summary="Open an incident by hand")
+@router.post(
+    "/api/v1/incidents",
+    status_code=201,
+    summary="Open an incident by hand",
+    response_model=models.IncidentDetail,
+    response_model_exclude_unset=True,
+)
 def new_incident(
     hub: HubDep, who: Operator, request: Annotated[IncidentIn, Body()]
 ) -> dict[str, Any]:
     return incidents(hub).new(actor=who, **request.model_dump())
 
 
-@router.get("/api/v1/incidents/{incident_id}", summary="An incident with its timeline")
+@router.get(
+    "/api/v1/incidents/{incident_id}",
+    summary="An incident with its timeline",
+    response_model=models.IncidentDetail,
+    response_model_exclude_unset=True,
+)
 def get_incident(incident_id: int, hub: HubDep, _who: Reader) -> dict[str, Any]:
     return incidents(hub).get(incident_id)
 
@@ -124,6 +146,8 @@ def get_incident(incident_id: int, hub: HubDep, _who: Reader) -> dict[str, Any]:
 @router.patch(
     "/api/v1/incidents/{incident_id}",
     summary="Change status, assignee, severity; resolve (with a resolution); comment",
+    response_model=models.IncidentDetail,
+    response_model_exclude_unset=True,
 )
 def change_incident(
     incident_id: int, hub: HubDep, who: Operator, request: Annotated[IncidentChange, Body()]
@@ -136,6 +160,8 @@ def change_incident(
     status_code=201,
     summary=f"Attach a file (png, jpeg, gif, webp, pdf, txt; at most {MAX_ATTACHMENT_BYTES} bytes)",
     openapi_extra=multipart_body("png, jpeg, gif, webp, pdf or txt"),
+    response_model=models.Attachment,
+    response_model_exclude_unset=True,
 )
 async def attach(incident_id: int, request: Request, hub: HubDep, who: Operator) -> dict[str, Any]:
     # The form is read here, after the credential: a File() parameter would be spooled first.

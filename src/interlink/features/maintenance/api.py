@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from interlink.features.maintenance import models
 from interlink.features.maintenance.service import maintenance
 from interlink.service import Hub
 from interlink.times import parse_time
@@ -26,7 +27,12 @@ class WindowRequest(BaseModel):
     dry_run: bool = False
 
 
-@router.get("/api/v1/maintenance", summary="Upcoming and open maintenance windows")
+@router.get(
+    "/api/v1/maintenance",
+    summary="Upcoming and open maintenance windows",
+    response_model=models.WindowPage,
+    response_model_exclude_unset=True,
+)
 def list_windows(
     hub: Annotated[Hub, Depends(hub_of)],
     _who: Annotated[str, Depends(reader)],
@@ -39,6 +45,9 @@ def list_windows(
     "/api/v1/maintenance",
     status_code=201,
     summary="Announce a window (or, with dry_run, check one without announcing it)",
+    response_model=models.AnnouncedWindow,
+    response_model_exclude_unset=True,
+    responses={200: {"model": models.WindowCheck, "description": "A dry run: nothing announced"}},
 )
 def add_window(
     hub: Annotated[Hub, Depends(hub_of)],
@@ -78,7 +87,12 @@ def calendar(
     )
 
 
-@router.get("/api/v1/maintenance/{window_id}", summary="One maintenance window")
+@router.get(
+    "/api/v1/maintenance/{window_id}",
+    summary="One maintenance window",
+    response_model=models.Window,
+    response_model_exclude_unset=True,
+)
 def get_window(
     window_id: int,
     hub: Annotated[Hub, Depends(hub_of)],
@@ -87,7 +101,12 @@ def get_window(
     return maintenance(hub).window(window_id)
 
 
-@router.delete("/api/v1/maintenance/{window_id}", summary="Cancel a maintenance window")
+@router.delete(
+    "/api/v1/maintenance/{window_id}",
+    summary="Cancel a maintenance window",
+    response_model=models.Window,
+    response_model_exclude_unset=True,
+)
 def cancel_window(
     window_id: int,
     hub: Annotated[Hub, Depends(hub_of)],

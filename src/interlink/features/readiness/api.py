@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from interlink.config import parse_duration
 from interlink.errors import InputError
+from interlink.features.readiness import models
 from interlink.features.readiness.checklist import DEFAULT_DRILL_WITHIN
 from interlink.features.readiness.service import readiness
 from interlink.service import Hub
@@ -17,7 +18,12 @@ from interlink.web.deps import hub_of, reader
 router = APIRouter()
 
 
-@router.get("/api/v1/readiness", tags=["drills"])
+@router.get(
+    "/api/v1/readiness",
+    tags=["drills"],
+    response_model=models.Readiness,
+    response_model_exclude_unset=True,
+)
 async def get_readiness(
     hub: Annotated[Hub, Depends(hub_of)],
     _who: Annotated[str, Depends(reader)],

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.datastructures import UploadFile
 
 from interlink.errors import InputError
+from interlink.features.reconcile import models
 from interlink.features.reconcile.service import parse_map, parse_tolerance, resolve_period
 from interlink.features.reconcile.service import reconcile as reconciler
 from interlink.features.reconcile.sources import check_encoding
@@ -43,6 +44,8 @@ async def _save(upload: UploadFile, folder: str) -> Path:
         "The downstream's export (CSV, XLSX, NDJSON); without it the flow's query endpoint "
         "is read. At most engine.max_upload_bytes."
     ),
+    response_model=models.ReconcileReport,
+    response_model_exclude_unset=True,
 )
 async def run_reconcile(
     flow: str,
@@ -99,7 +102,12 @@ async def run_reconcile(
     return body
 
 
-@router.get("/api/v1/reconcile/runs", summary="Stored reconciliation runs, newest first")
+@router.get(
+    "/api/v1/reconcile/runs",
+    summary="Stored reconciliation runs, newest first",
+    response_model=list[models.ReconcileRun],
+    response_model_exclude_unset=True,
+)
 def list_runs(
     hub: Annotated[Hub, Depends(hub_of)],
     _who: Annotated[str, Depends(reader)],
@@ -110,7 +118,12 @@ def list_runs(
     return reconciler(hub).runs(flow, before, limit)
 
 
-@router.get("/api/v1/reconcile/runs/{run_id}", summary="A stored run and a page of its items")
+@router.get(
+    "/api/v1/reconcile/runs/{run_id}",
+    summary="A stored run and a page of its items",
+    response_model=models.ReconcileRunPage,
+    response_model_exclude_unset=True,
+)
 def get_run(
     run_id: int,
     hub: Annotated[Hub, Depends(hub_of)],
@@ -122,7 +135,12 @@ def get_run(
     return reconciler(hub).stored(run_id, category, after, limit)
 
 
-@router.post("/api/v1/reconcile/runs/{run_id}/repush", summary="Re-push what a run found missing")
+@router.post(
+    "/api/v1/reconcile/runs/{run_id}/repush",
+    summary="Re-push what a run found missing",
+    response_model=models.RepushMissing,
+    response_model_exclude_unset=True,
+)
 def repush_run(
     run_id: int,
     hub: Annotated[Hub, Depends(hub_of)],
