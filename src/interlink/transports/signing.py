@@ -54,7 +54,7 @@ def header_value_problem(value: str) -> str | None:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one message: ``v1,<base64 HMAC-SHA256>``."""
-    return f"{SIGNATURE_VERSION},{_digest(_key(secret), msg_id, timestamp, body)}"
+    return Signer(secret).sign(msg_id, timestamp, body)
 
 
 class Signer:
@@ -69,10 +69,15 @@ class Signer:
         self._mac = hmac.new(_key(secret), digestmod=hashlib.sha256)
 
     def sign(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256>``."""
+        return f"{SIGNATURE_VERSION},{self.digest(msg_id, timestamp, body)}"
+
+    def digest(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        """The base64 HMAC-SHA256 of ``<msg_id>.<timestamp>.<body>``."""
         mac = self._mac.copy()
         mac.update(f"{msg_id}.{timestamp}.".encode())
         mac.update(body)
-        return f"{SIGNATURE_VERSION},{base64.b64encode(mac.digest()).decode()}"
+        return base64.b64encode(mac.digest()).decode()
 
 
 def verify(
@@ -87,7 +92,7 @@ def verify(
     ``tolerance`` (seconds) bounds how far the timestamp may be from ``now``, which stops
     replays of old messages; None turns the check off.
     """
-    key = _key(secret)
+    signer = Signer(secret)
     msg_id = _header(headers, "webhook-id")
     stamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")
@@ -101,7 +106,7 @@ def verify(
         current = int(time.time()) if now is None else now
         if abs(current - timestamp) > tolerance:
             return False
-    expected = _digest(key, msg_id, timestamp, body).encode()
+    expected = signer.digest(msg_id, timestamp, body).encode()
     # The header may list several signatures (e.g. during a secret rotation); any one will do.
     for candidate in signatures.split():
         version, _, signature = candidate.partition(",")
@@ -165,11 +170,6 @@ def _key(secret: str) -> bytes:
     if not key:
         raise ValueError("the signing secret is empty")
     return key
-
-
-def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
-    return base64.b64encode(mac.digest()).decode()
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

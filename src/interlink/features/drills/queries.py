@@ -78,6 +78,10 @@ def last_outage_pass(conn: Connection, flow: str, system: str, since: datetime) 
 # -- reads of a drill's temporary store ------------------------------------------------------
 
 
+# Deliveries still on their way: not yet delivered or dead.
+_ON_THEIR_WAY = ("pending", "in_flight", "held")
+
+
 def open_deliveries(conn: Connection) -> list[Any]:
     """Deliveries still on their way, with what a held expectation matches them by."""
     return list(
@@ -88,7 +92,7 @@ def open_deliveries(conn: Connection) -> list[Any]:
                 deliveries.c.revision,
                 deliveries.c.status,
                 deliveries.c.reason,
-            ).where(deliveries.c.status.in_(("pending", "in_flight", "held")))
+            ).where(deliveries.c.status.in_(_ON_THEIR_WAY))
         )
     )
 
@@ -145,6 +149,6 @@ def unsettled(conn: Connection) -> int:
     """Deliveries still on their way (pending, in flight or held)."""
     return int(
         conn.execute(
-            select(func.count()).where(deliveries.c.status.in_(("pending", "in_flight", "held")))
+            select(func.count()).where(deliveries.c.status.in_(_ON_THEIR_WAY))
         ).scalar_one()
     )
