@@ -12,6 +12,10 @@
   by the hub's status (maintenance windows).
 - :data:`Background`: ``async (stop: asyncio.Event) -> None``, a loop that runs beside the
   engine in ``serve`` (with workers) and ``worker`` until ``stop`` is set (the alerter).
+- :data:`BodyMap`: ``(document body) -> body to send``, per flow in ``Hooks.body_maps``: the
+  downstream's shape of a document (mapping). The engine calls it when it builds the request,
+  so the signature and receipt are over the body actually sent; ``ValueError`` fails the
+  delivery as ours (``local_error``), never the downstream's.
 
 The ``events`` table is the bus between capabilities: the engine and the operations features
 write events (kinds listed in docs/architecture.md); alerting reads them in order of id.
@@ -34,6 +38,7 @@ Housekeeper = Callable[[Connection, datetime], None]
 EventListener = Callable[[list[dict[str, Any]]], None]
 Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 SystemWindows = Callable[[], dict[str, Any]]
+BodyMap = Callable[[bytes], bytes]
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Hooks:
     event_listeners: list[EventListener] = field(default_factory=list)
     background: list[Background] = field(default_factory=list)
     system_windows: list[SystemWindows] = field(default_factory=list)
+    body_maps: dict[str, BodyMap] = field(default_factory=dict)
+    """flow → how its documents are reshaped for the downstream."""
 
     def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
         return merge_system_holds(*(source(conn, now) for source in self.hold_sources))

@@ -32,6 +32,7 @@ from interlink.engine.outcome import (
 )
 from interlink.engine.planner import Job, Sent
 from interlink.errors import ConfigError, TransportError
+from interlink.hooks import BodyMap
 from interlink.metrics import LATENCY, OUTCOMES
 from interlink.transports.base import MAX_RESPONSE_BODY, Request, Transport
 from interlink.transports.signing import Signer, SigningError, delivery_headers
@@ -62,9 +63,16 @@ class Dispatcher:
     """This worker's limits, its in-flight counts, and the sending itself."""
 
     def __init__(
-        self, topology: Topology, clock: Clock, transport: Transport, limits: list[Limit]
+        self,
+        topology: Topology,
+        clock: Clock,
+        transport: Transport,
+        limits: list[Limit],
+        body_maps: Mapping[str, BodyMap] | None = None,
     ) -> None:
         self.topology = topology
+        # flow → its mapping to the downstream's shape (hooks.body_maps), applied per request.
+        self.body_maps = dict(body_maps or {})
         self.clock = clock
         self.transport = transport
         self.flows = dict(topology.flows)
@@ -301,16 +309,20 @@ class Dispatcher:
             if isinstance(signer, str):
                 raise SigningError(signer)
         url, timeout = target
+        body = job.body
+        body_map = self.body_maps.get(flow.name)
+        if body_map is not None:
+            body = body_map(body)  # ValueError: ours to fix, the delivery goes dead
         return Request(
             url=url,
-            body=job.body,
+            body=body,
             headers=delivery_headers(
                 document_id=job.document_id,
                 document_type=job.type,
                 key=job.key,
                 revision=job.revision,
                 timestamp=int(started_at.timestamp()),
-                body=job.body,
+                body=body,
                 secret=signer,
             ),
             timeout=timeout,

@@ -226,7 +226,9 @@ class Engine:
             for name, flow in self.flows.items()
         }
         limits = declared(topology)
-        self.dispatcher = Dispatcher(topology, clock, transport, limits)
+        self.dispatcher = Dispatcher(
+            topology, clock, transport, limits, body_maps=self.hooks.body_maps
+        )
         self.secrets = self.dispatcher.secrets  # system → signing secret (drills set their own)
         self.registry = Registry(store, clock, self.worker_id, limits, self.dispatcher)
         self.dispatcher.fenced = self.registry.fenced
