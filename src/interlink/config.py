@@ -194,6 +194,9 @@ class System(BaseModel):
     peak_hours: list[Annotated[str, AfterValidator(_check_peak)]] = []
     maintenance_notice: Duration | None = None
     contacts: list[Contact] = []
+    # How deliveries reach this system (docs/transports.md): HTTP POST by default; a message
+    # broker (``amqp``, ``nats``) or a file exchanged in batches (``file``).
+    transport: Literal["http", "amqp", "nats", "file"] = "http"
 
     @field_validator("url")
     @classmethod
