@@ -490,7 +490,9 @@ class Hub:
             )
             return moved
 
-        return {"flow": flow, "hold": "paused", "held": self.store.write_sync(write)}
+        held = self.store.write_sync(write)
+        self._wake()  # the engine re-reads the holds before its next claim
+        return {"flow": flow, "hold": "paused", "held": held}
 
     def resume(self, flow: str, actor: str) -> dict[str, Any]:
         self.check_flow(flow)

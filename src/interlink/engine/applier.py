@@ -89,17 +89,27 @@ def claim(
     limit: Callable[[Flow], int],
     on_read: Callable[[dict[str, Circuit], Holds], None],
     sweep: bool,
+    known: tuple[dict[str, Circuit], Holds] | None = None,
 ) -> Claimed:
     """Lease what is due: probes for open circuits whose probe is due, then up to
     ``limit(flow)`` per flow (the dispatcher's count), once ``on_read`` has been told the
-    circuits and holds this write read."""
-    claims.recover_expired_leases(conn, now)
-    breakers = load_circuits(conn)
-    for housekeeper in hooks.housekeepers:
-        housekeeper(conn, now)
-    holds = load_holds(conn, now, hooks.hold_sources, open_systems(breakers))
-    if sweep:
-        _sweep(conn, holds, flows, now)
+    circuits and holds this write read.
+
+    With ``known`` (the circuits and holds the engine read a moment ago, kept current by its
+    own outcomes) the claim only leases: no lapsed leases recovered, no housekeepers, no
+    probes. The engine asks for it between full claims when nothing but new work changed
+    (``Engine.claim``), so a claim per submission does not re-read what cannot have moved.
+    """
+    if known is None:
+        claims.recover_expired_leases(conn, now)
+        breakers = load_circuits(conn)
+        for housekeeper in hooks.housekeepers:
+            housekeeper(conn, now)
+        holds = load_holds(conn, now, hooks.hold_sources, open_systems(breakers))
+        if sweep:
+            _sweep(conn, holds, flows, now)
+    else:
+        breakers, holds = {}, known[1]
 
     def lease_for(system: str) -> timedelta:
         return lease + topology.systems[system].timeout
@@ -117,7 +127,8 @@ def claim(
             else:
                 # Nothing held to probe with: try again after the interval.
                 circ.next_probe_at = now + (circ.probe_interval or policy.probe_interval)
-    on_read(breakers, holds)
+    if known is None:
+        on_read(breakers, holds)
     for name, flow in flows.items():
         if holds.holds_flow(name, flow.target):
             continue

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -58,6 +58,9 @@ log = logging.getLogger("interlink.engine")
 # send slot, only the lease, and a successor's release by a few milliseconds.
 RECORD_WAIT = 0.010
 RECORD_BATCH = 256
+# Between full claims (lapsed leases, circuits, housekeepers, holds re-read), a claim for new
+# work only leases: at most this long of the engine's clock, unless something else changed.
+HOUSEKEEP_EVERY = timedelta(milliseconds=50)
 
 
 class Registry:
@@ -234,6 +237,8 @@ class Engine:
         self.dispatcher.fenced = self.registry.fenced
         self.dispatcher.finished = self._attention_set
         self._swept_at: datetime | None = None
+        self._housekept_at: datetime | None = None
+        self._stale = True  # the next claim re-reads circuits and holds (wake)
         self._outcomes: list[Sent] = []
         # New work announced (wake(), LISTEN/NOTIFY): claim now rather than at the next poll.
         self._wake = asyncio.Event()
@@ -246,8 +251,15 @@ class Engine:
     def _attention_set(self) -> None:
         self._attention.set()
 
-    def wake(self) -> None:
-        """New work arrived: claim now rather than at the next poll. Safe from any thread."""
+    def wake(self, new_work: bool = False) -> None:
+        """Something changed: claim now rather than at the next poll. Safe from any thread.
+
+        ``new_work`` when only new deliveries arrived (a submission): the next claim may
+        skip re-reading circuits and holds (see :data:`HOUSEKEEP_EVERY`). Anything else (a
+        pause, a window, a re-push) makes the next claim a full one.
+        """
+        if not new_work:
+            self._stale = True
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._news)
 
@@ -272,6 +284,20 @@ class Engine:
         if sweep:
             self._swept_at = now
         dispatcher = self.dispatcher
+        known = None
+        last = self._housekept_at
+        if (
+            want is None
+            or sweep
+            or self._stale
+            or last is None
+            or not (last <= now < last + HOUSEKEEP_EVERY)
+        ):
+            self._stale = False  # before the write: a change during it counts for the next
+            self._housekept_at = now
+        else:
+            holds = dispatcher.holds.with_open(applier.open_systems(dispatcher.circuits))
+            known = (dispatcher.circuits, holds)
 
         def on_read(circuits: dict[str, Circuit], holds: Holds) -> None:
             dispatcher.circuits.update(circuits)
@@ -293,6 +319,7 @@ class Engine:
                 ),
                 on_read=on_read,
                 sweep=sweep,
+                known=known,
             )
         )
         if want is None:
@@ -479,6 +506,7 @@ class Engine:
                         async for note in conn.notifies(timeout=1.0):
                             if note.payload == events.REGISTRY_NEWS:
                                 self.registry.news = True
+                            self._stale = True  # another process: anything may have changed
                             self._news()
             except (psycopg.Error, OSError) as exc:
                 log.warning("listening for new work failed, polling meanwhile: %s", exc)

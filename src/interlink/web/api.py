@@ -235,7 +235,7 @@ def create_app(
         if not batch:
             items[0].idempotency_key = idempotency_key
         results = await hub.intake.submit(source, items)
-        hub.engine.wake()
+        hub.engine.wake(new_work=True)
         if not batch:
             result = results[0]
             if isinstance(result, InterlinkError):
