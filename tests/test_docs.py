@@ -250,8 +250,8 @@ MODULE_REF = re.compile(r"`(interlink(?:\.\w+)+)`")
 CONSTANT_REF = re.compile(r"`((?:[\w-]+/)+\w+)\.[A-Z_][A-Z0-9_]*\*?`")
 USER_FILE = re.compile(r"\.(?:env|ya?ml|json|csv|db|ics)$")
 PLACEHOLDER = re.compile(r"<|(?:^|/)[A-Za-z]\.\w+$")
-# Folders the program makes at run time, beside the user's database.
-RUNTIME_DIRS = {"interlink-data/"}
+# Folders made at run time: the program's, beside the user's database; the tests' screenshots.
+RUNTIME_DIRS = {"interlink-data/", "test-output/"}
 # A reference is read from the repository root, from src/interlink (`engine/outcome.py`), from
 # src (`interlink/csv_export.py`) or from the page's own folder (docs/ links); a bare file
 # name may be anywhere in the tree.
