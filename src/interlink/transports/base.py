@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from interlink.transports.tls import TlsProfile
+
 # The receipt kept for a delivery; a downstream's full answer is not ours to store.
 MAX_RESPONSE_BODY = 4096
 
@@ -24,6 +26,9 @@ class Request:
     """The headers were checked when they were made, Content-Type set once among them
     (:func:`interlink.transports.signing.delivery_headers`, the engine's requests): they go as
     they are. Otherwise the transport checks them itself and refuses what cannot travel."""
+    tls: TlsProfile | None = None
+    """The target system's CA, client certificate and pins (transports/tls.py); None: the
+    system's roots alone. The transports keep one client per profile."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from functools import lru_cache
@@ -25,6 +26,7 @@ from yarl import URL
 
 from interlink.errors import TransportError
 from interlink.transports.base import MAX_RESPONSE_BODY, Request, Response
+from interlink.transports.tls import TlsProfile, ssl_context
 
 # How much of a failure's text a message keeps (both transports).
 DETAIL_LIMIT = 300
@@ -40,6 +42,8 @@ _NOT_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # as it builds the request, aiohttp looked it up and blamed the downstream's DNS.
 _NOT_IN_HOST = re.compile(r"[\x00-\x20\x7f#%/:<>?@\[\\\]^|]")
 _NUMBER = re.compile(r"0[xX][0-9A-Fa-f]*|[0-9]+")
+# The TLS alerts by which a server refuses our certificate (OpenSSL's reason names).
+_ALERT = re.compile(r"ALERT_(\w*CERTIFICATE\w*|UNKNOWN_CA)")
 # Errors aiohttp raises while building a request rather than while exchanging it.
 _BUILD_ERRORS = (ValueError, TypeError, UnicodeError)
 
@@ -48,10 +52,16 @@ class HttpTransport:
     def __init__(self, limit: int = 256) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        # One SSLContext per TLS profile (a system's CA, client certificate, pins), made once.
+        # aiohttp pools connections by context too, so systems never share a connection.
+        self._contexts: dict[TlsProfile, ssl.SSLContext] = {}
 
     async def send(self, request: Request) -> Response:
         headers = outgoing(request)
         session = self._ensure_session()
+        tls: ssl.SSLContext | bool = True
+        if request.tls is not None:
+            tls = self._contexts.get(request.tls) or self._context(request)
         started = time.perf_counter()
         building = True  # until aiohttp hands back a response: sent, answered, headers read
         try:
@@ -62,6 +72,7 @@ class HttpTransport:
                 timeout=aiohttp.ClientTimeout(total=request.timeout),
                 # A redirect is an answer to classify (rejected), never a second destination.
                 allow_redirects=False,
+                ssl=tls,
             ) as response:
                 building = False
                 body = await _read_head(response)
@@ -80,6 +91,21 @@ class HttpTransport:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    def _context(self, request: Request) -> ssl.SSLContext:
+        profile = request.tls
+        assert profile is not None
+        try:
+            context = ssl_context(profile)
+        except (ssl.SSLError, ValueError, OSError) as error:
+            # A certificate or key OpenSSL refuses: ours to fix, nothing was sent.
+            detail = " ".join(str(error).split())[:DETAIL_LIMIT]
+            raise TransportError(
+                "local",
+                f"POST {shown(request.url)}: TLS settings of system {profile.name}: {detail}",
+            ) from None
+        self._contexts[profile] = context
+        return context
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         # Created on first use so it binds to the loop that sends, not the one that configured.
@@ -198,12 +224,27 @@ def _transport_error(error: Exception, request: Request, building: bool) -> Tran
     return TransportError(kind, f"POST {shown(request.url)}: {detail}")
 
 
+def _certificate_alert(error: BaseException) -> bool:
+    """A TLS alert about a certificate somewhere in the chain: the server refused ours."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError | aiohttp.ClientOSError) and _ALERT.search(str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _kind(error: Exception) -> str:
     # Order matters: aiohttp's exception classes inherit from each other and from OSError.
     if isinstance(error, aiohttp.InvalidURL):
         return "protocol"
     if _DNS_ERROR is not None and isinstance(error, _DNS_ERROR):
         return "dns"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError) or _certificate_alert(error):
+        # The server's certificate refused (unknown CA, wrong name, pin) or ours by the server.
+        return "tls"
     if isinstance(error, aiohttp.ClientSSLError):
         return "protocol"
     if isinstance(error, aiohttp.ClientConnectorError | ConnectionRefusedError):

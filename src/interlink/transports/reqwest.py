@@ -14,6 +14,7 @@ tests pin those texts against real sockets, so a pyreqwest upgrade that changes 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -27,23 +28,39 @@ from pyreqwest.response import Response as RqResponse
 
 from interlink.errors import TransportError
 from interlink.transports.base import MAX_RESPONSE_BODY, Request, Response
-from interlink.transports.http import DETAIL_LIMIT, outgoing, shown
+from interlink.transports.http import DETAIL_LIMIT, HttpTransport, outgoing, shown
+from interlink.transports.tls import TlsProfile
 
 # aiohttp's default keep-alive: a downstream that drops idle connections sooner than reqwest's
 # 90 s default would otherwise meet more stale pooled connections than it does with aiohttp.
 _IDLE = timedelta(seconds=15)
 # hyper decodes a header value only if it is visible ASCII; anything else reads as this.
 _UNREADABLE = "\ufffd"
+_CERTIFICATE = re.compile(r"invalid peer certificate|fatal alert: (\w*Certificate|UnknownCA)")
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL
+)
 
 
 class ReqwestTransport:
     def __init__(self, limit: int = 256) -> None:
         self._limit = limit
         self._client: Client | None = None
+        # One client per TLS profile (a system's CA, client certificate), built on first use.
+        self._clients: dict[TlsProfile, Client] = {}
+        # reqwest never shows us the server's certificate, so a pinning system's requests go
+        # through the aiohttp transport, which checks the pin in each handshake.
+        self._pinned: HttpTransport | None = None
 
     async def send(self, request: Request) -> Response:
+        tls = request.tls
+        if tls is None:
+            client = self._client or self._ensure_client()
+        elif tls.pins:
+            return await self._pinning().send(request)
+        else:
+            client = self._clients.get(tls) or self._profile_client(request, tls)
         headers = outgoing(request)
-        client = self._ensure_client()
         started = time.perf_counter()
         building = True  # until reqwest has a request to send
         try:
@@ -71,29 +88,57 @@ class ReqwestTransport:
             raise _transport_error(error, request, building) from error
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
+        clients = [*self._clients.values(), *([self._client] if self._client else [])]
+        self._client, self._clients = None, {}
+        for client in clients:
             await client.close()
+        if self._pinned is not None:
+            pinned, self._pinned = self._pinned, None
+            await pinned.close()
 
     def _ensure_client(self) -> Client:
         # Created on first use so it binds to the loop that sends, not the one that configured.
         if self._client is None:
-            self._client = (
-                ClientBuilder()
-                # A redirect is an answer to classify (rejected), never a second destination.
-                .follow_redirects(False)
-                .max_connections(self._limit)
-                .pool_idle_timeout(_IDLE)
-                # aiohttp speaks HTTP/1.1 only; one connection per request in flight keeps a
-                # system's `concurrency` meaning the same with either client.
-                .http1_only()
-                # aiohttp ignores proxy variables unless told; a delivery goes where the
-                # topology says, not through whatever HTTP_PROXY the service inherited.
-                .no_proxy()
-                .user_agent(f"interlink/{version('interlink')}")
-                .build()
-            )
+            self._client = self._builder().build()
         return self._client
+
+    def _builder(self) -> ClientBuilder:
+        return (
+            ClientBuilder()
+            # A redirect is an answer to classify (rejected), never a second destination.
+            .follow_redirects(False)
+            .max_connections(self._limit)
+            .pool_idle_timeout(_IDLE)
+            # aiohttp speaks HTTP/1.1 only; one connection per request in flight keeps a
+            # system's `concurrency` meaning the same with either client.
+            .http1_only()
+            # aiohttp ignores proxy variables unless told; a delivery goes where the
+            # topology says, not through whatever HTTP_PROXY the service inherited.
+            .no_proxy()
+            .user_agent(f"interlink/{version('interlink')}")
+        )
+
+    def _profile_client(self, request: Request, profile: TlsProfile) -> Client:
+        builder = self._builder()
+        try:
+            # The CA bundle one certificate at a time: reqwest reads one per call.
+            for certificate in _PEM_CERTIFICATE.findall(profile.ca_pem or b""):
+                builder = builder.add_root_certificate_pem(certificate)
+            if profile.cert_pem is not None and profile.key_pem is not None:
+                builder = builder.identity_pem(profile.cert_pem + b"\n" + profile.key_pem)
+            client = builder.build()
+        except Exception as error:
+            # A certificate or key rustls refuses: ours to fix, nothing was sent.
+            detail = " ".join(_detail(error).split())[:DETAIL_LIMIT]
+            where = f"POST {shown(request.url)}: TLS settings of system {profile.name}"
+            raise TransportError("local", f"{where}: {detail}") from None
+        self._clients[profile] = client
+        return client
+
+    def _pinning(self) -> HttpTransport:
+        if self._pinned is None:
+            self._pinned = HttpTransport(self._limit)
+        return self._pinned
 
 
 @lru_cache(maxsize=256)  # a few timeouts, one per system: made once, not per delivery
@@ -170,6 +215,10 @@ def _kind(error: Exception) -> str:
         return "timeout"
     if isinstance(error, rq.ConnectError):
         causes = _causes(error)
+        if any(_CERTIFICATE.search(cause) for cause in causes):
+            # rustls refused the server's certificate (unknown issuer, wrong name), or the
+            # server refused ours with a TLS alert (CertificateRequired, BadCertificate...).
+            return "tls"
         if "client error (Connect)" not in causes:
             # The connection was up and the exchange broke: closed or reset under us.
             return "reset"

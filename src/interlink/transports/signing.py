@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a name, not a secret
 SIGNATURE_VERSION = "v1"
@@ -52,6 +53,15 @@ def header_value_problem(value: str) -> str | None:
     return None
 
 
+class RequestSigner(Protocol):
+    """What signs a request (transports/signatures.py has one per kind)."""
+
+    def sign_into(
+        self, headers: dict[str, str], document_id: str, timestamp: int, body: bytes
+    ) -> None:
+        """Add the signature headers for one request to ``headers``."""
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one message: ``v1,<base64 HMAC-SHA256>``."""
     return Signer(secret).sign(msg_id, timestamp, body)
@@ -71,6 +81,12 @@ class Signer:
     def sign(self, msg_id: str, timestamp: int, body: bytes) -> str:
         """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256>``."""
         return f"{SIGNATURE_VERSION},{self.digest(msg_id, timestamp, body)}"
+
+    def sign_into(
+        self, headers: dict[str, str], document_id: str, timestamp: int, body: bytes
+    ) -> None:
+        """Add ``webhook-signature`` to ``headers`` (:class:`RequestSigner`)."""
+        headers["webhook-signature"] = self.sign(document_id, timestamp, body)
 
     def digest(self, msg_id: str, timestamp: int, body: bytes) -> str:
         """The base64 HMAC-SHA256 of ``<msg_id>.<timestamp>.<body>``."""
@@ -123,10 +139,11 @@ def delivery_headers(
     revision: int,
     timestamp: int,
     body: bytes,
-    secret: str | Signer | None,
+    secret: str | RequestSigner | None,
 ) -> dict[str, str]:
     """Every header a delivery carries; the document id doubles as the idempotency key.
-    ``secret`` as text or, for many messages, a :class:`Signer` made from it once.
+    ``secret`` as text or, for many messages, a :class:`Signer` made from it once, or any
+    other :class:`RequestSigner` (transports/signatures.py).
 
     Raises :class:`UnsafeHeader` for a value that cannot travel (a key stored before intake
     refused such keys), and ``ValueError`` for a secret that cannot sign: failures of ours,
@@ -147,8 +164,11 @@ def delivery_headers(
     }
     if secret is not None:
         try:
-            signer = secret if isinstance(secret, Signer) else Signer(secret)
-            headers["webhook-signature"] = signer.sign(document_id, timestamp, body)
+            signer = Signer(secret) if isinstance(secret, str) else secret
+            if type(signer) is Signer:  # the usual one, without a call more per delivery
+                headers["webhook-signature"] = signer.sign(document_id, timestamp, body)
+            else:
+                signer.sign_into(headers, document_id, timestamp, body)
         except ValueError as error:
             raise SigningError(f"signing failed: {error}") from None
     return headers
