@@ -1,0 +1,174 @@
+"""Where files go and come from: a local folder, or a folder on an SFTP server (asyncssh).
+
+Both write a file atomically: under a temporary name (``.NAME.part``) first, renamed to its
+name once whole, so the downstream never picks up half a file. A file already there under
+the name is left alone: the same bytes mean an earlier try got it there (its answer was
+lost), other bytes are a conflict for people to look at, never overwritten.
+
+Every failure is a :class:`~interlink.errors.TransportError` with a one-line message:
+``refused`` (cannot connect or log in), ``denied`` (the server refused the file),
+``conflict`` (another file has the name), ``protocol`` (anything else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from interlink.config import FileExchangeSettings
+from interlink.errors import TransportError
+
+
+class Place(Protocol):
+    async def put(self, name: str, content: bytes) -> bool:
+        """Write ``name`` atomically; False when the same bytes were already there."""
+        ...
+
+    async def names(self, pattern: str) -> list[str]: ...
+
+    async def get(self, name: str) -> bytes: ...
+
+
+def place_for(settings: FileExchangeSettings, location: str | None = None) -> Place:
+    where = location or settings.location
+    if where.startswith("sftp://"):
+        return SftpPlace(settings, where)
+    return FolderPlace(Path(where))
+
+
+def _part(name: str) -> str:
+    return f".{name}.part"
+
+
+class FolderPlace:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _put(self, name: str, content: bytes) -> bool:
+        final, temp = self.folder / name, self.folder / _part(name)
+        try:
+            if final.exists():
+                if final.read_bytes() == content:
+                    return False
+                raise TransportError("conflict", f"{final}: another file has this name")
+            with temp.open("wb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, final)
+            return True
+        except PermissionError as e:
+            raise TransportError("denied", f"{final}: {e.strerror or e}") from None
+        except OSError as e:
+            raise TransportError("protocol", f"{final}: {e.strerror or e}") from None
+
+    async def put(self, name: str, content: bytes) -> bool:
+        return await asyncio.to_thread(self._put, name, content)
+
+    def _names(self, pattern: str) -> list[str]:
+        try:
+            return sorted(
+                p.name
+                for p in self.folder.iterdir()
+                if p.is_file() and not p.name.startswith(".") and fnmatch.fnmatch(p.name, pattern)
+            )
+        except OSError as e:
+            raise TransportError("protocol", f"{self.folder}: {e.strerror or e}") from None
+
+    async def names(self, pattern: str) -> list[str]:
+        return await asyncio.to_thread(self._names, pattern)
+
+    async def get(self, name: str) -> bytes:
+        try:
+            return await asyncio.to_thread((self.folder / name).read_bytes)
+        except OSError as e:
+            raise TransportError("protocol", f"{self.folder / name}: {e.strerror or e}") from None
+
+
+class SftpPlace:
+    """One SSH connection per call: a batch a night does not need a kept connection, and a
+    server restarted in between costs nothing."""
+
+    def __init__(self, settings: FileExchangeSettings, location: str) -> None:
+        self.settings = settings
+        parts = urlsplit(location)
+        self.host = parts.hostname or ""
+        self.port = parts.port or 22
+        self.user = parts.username or settings.user
+        self.folder = parts.path or "."
+        self.where = f"sftp://{self.host}:{self.port}{self.folder}"
+
+    @asynccontextmanager
+    async def _sftp(self) -> AsyncIterator[Any]:
+        import asyncssh
+
+        s = self.settings
+        options: dict[str, Any] = {
+            "port": self.port,
+            "known_hosts": str(s.known_hosts) if s.known_hosts else None,
+            "connect_timeout": s.connect_timeout.total_seconds(),
+            # Only what the topology names: no ~/.ssh/config, agent or default keys.
+            "config": None,
+            "agent_path": None,
+        }
+        if self.user:
+            options["username"] = self.user
+        if s.key_file is not None:
+            options["client_keys"] = [str(s.key_file)]
+        else:
+            options["client_keys"] = None
+        password = s.password()
+        if password is not None:
+            options["password"] = password
+        try:
+            async with (
+                asyncssh.connect(self.host, **options) as conn,
+                conn.start_sftp_client() as sftp,
+            ):
+                yield sftp
+        except asyncssh.SFTPPermissionDenied as e:
+            raise TransportError(
+                "denied", f"{self.where}: permission denied ({e.reason})"
+            ) from None
+        except asyncssh.SFTPError as e:
+            raise TransportError("protocol", f"{self.where}: {e.reason}") from None
+        except (asyncssh.PermissionDenied, asyncssh.HostKeyNotVerifiable) as e:
+            raise TransportError("refused", f"{self.where}: {e.reason}") from None
+        except asyncssh.Error as e:
+            raise TransportError("protocol", f"{self.where}: {e.reason}") from None
+        except (OSError, TimeoutError) as e:
+            text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+            raise TransportError("refused", f"{self.where}: {text}") from None
+
+    def _path(self, name: str) -> str:
+        return f"{self.folder.rstrip('/')}/{name}" if self.folder != "." else name
+
+    async def put(self, name: str, content: bytes) -> bool:
+        final, temp = self._path(name), self._path(_part(name))
+        async with self._sftp() as sftp:
+            if await sftp.exists(final):
+                async with sftp.open(final, "rb") as f:
+                    there = await f.read()
+                if there == content:
+                    return False
+                raise TransportError("conflict", f"{self.where}/{name}: another file has this name")
+            async with sftp.open(temp, "wb") as f:
+                await f.write(content)
+            await sftp.rename(temp, final)
+        return True
+
+    async def names(self, pattern: str) -> list[str]:
+        async with self._sftp() as sftp:
+            found = await sftp.listdir(self.folder)
+        return sorted(n for n in found if not n.startswith(".") and fnmatch.fnmatch(n, pattern))
+
+    async def get(self, name: str) -> bytes:
+        async with self._sftp() as sftp, sftp.open(self._path(name), "rb") as f:
+            data: bytes = await f.read()
+        return data

@@ -1,0 +1,188 @@
+"""Readiness and maintenance for systems reached otherwise than by HTTP: a file-exchange
+target is reachable when its folder may be written (or its SFTP server, asyncssh's own on
+loopback with keys made here, logs us in); a broker target is honestly "not checked"; and a
+maintenance window may be announced for any system that receives deliveries."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+
+from interlink.clock import FakeClock
+from interlink.config import Topology
+from interlink.errors import InputError
+from interlink.features.maintenance.service import maintenance
+from interlink.features.readiness.checklist import (
+    FAILED,
+    NOT_AVAILABLE,
+    PASSED,
+    check,
+    probe_system,
+    reachable_item,
+)
+from interlink.features.registry import FEATURES
+from interlink.service import Hub
+
+TOPOLOGY = """\
+timezone: UTC
+database: sqlite:///hub.db
+systems:
+  trading:
+    token_env: TEST_TRADING_TOKEN
+  bank:
+    transport: file
+    file_exchange:
+      location: {location}
+{access}
+      columns: [{{name: order_no, field: order_no}}]
+      results: {{location: {results}, key: order_no, status: status, accepted: ["S"]}}
+  ledger:
+    transport: amqp
+    amqp: {{url_env: TEST_LEDGER_AMQP_URL}}
+documents:
+  payment_order: {{key: order_no}}
+flows:
+  trading-bank: {{from: trading, to: bank, document: payment_order}}
+  trading-ledger: {{from: trading, to: ledger, document: payment_order}}
+"""
+REACHABLE = "downstream reachable"
+
+
+def text(location: str = "out", results: str = "in", access: str = "") -> str:
+    return TOPOLOGY.format(location=location, results=results, access=access)
+
+
+def reachable(result: dict[str, Any], flow: str) -> dict[str, str]:
+    [found] = [f for f in result["flows"] if f["flow"] == flow]
+    [item] = [i for i in found["items"] if i["item"] == REACHABLE]
+    return item
+
+
+@pytest.fixture
+def hub(write_topology: Callable[[str], Topology], tmp_path: Path) -> Any:
+    for name in ("out", "in"):
+        (tmp_path / name).mkdir()
+    h = Hub(write_topology(text()), clock=FakeClock(), features=FEATURES)
+    yield h
+    h.store.close()
+
+
+async def test_a_file_target_is_reachable_when_its_folders_may_be_used(
+    hub: Hub, tmp_path: Path
+) -> None:
+    item = reachable(await check(hub, "trading-bank"), "trading-bank")
+    assert item["status"] == PASSED, item
+    assert f"{tmp_path / 'out'}: a folder this host may write" in item["detail"]
+    assert f"{tmp_path / 'in'}: a folder this host may read" in item["detail"]
+    assert list((tmp_path / "out").iterdir()) == []  # nothing was written there
+
+    shutil.rmtree(tmp_path / "in")
+    item = reachable(await check(hub, "trading-bank"), "trading-bank")
+    assert item["status"] == FAILED
+    assert item["detail"] == f"{tmp_path / 'in'}: no such folder"
+    assert "systems.bank.file_exchange" in item["next"]
+
+
+async def test_a_broker_target_is_not_checked_rather_than_failed(hub: Hub) -> None:
+    item = reachable(await check(hub, "trading-ledger"), "trading-ledger")
+    assert item["status"] == NOT_AVAILABLE
+    assert "not checked for transport: amqp" in item["detail"]
+
+
+def test_maintenance_windows_are_for_every_system_that_receives_deliveries(hub: Hub) -> None:
+    service = maintenance(hub)
+    start = datetime(2030, 1, 7, 20, 0, tzinfo=UTC)
+    for system in ("bank", "ledger"):
+        found = service.add(
+            system, start, start + timedelta(hours=2), "release", "ops", dry_run=True
+        )
+        assert found["dry_run"] and not found["errors"], found
+    with pytest.raises(InputError, match="has no url"):
+        service.add("trading", start, start + timedelta(hours=2), "release", "ops", dry_run=True)
+    with pytest.raises(InputError, match=r"downstream systems: bank, ledger\)"):
+        service.add("nobody", start, start + timedelta(hours=2), "release", "ops", dry_run=True)
+
+
+class Sftp:
+    """asyncssh's SSH server with its SFTP subsystem over ``root``, on a free loopback port."""
+
+    def __init__(self, root: Path, keys: Path) -> None:
+        self.root = root
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        client = asyncssh.generate_private_key("ssh-ed25519")
+        self.key_file = keys / "client_key"
+        client.write_private_key(str(self.key_file))
+        self.client_public = client.export_public_key().decode()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.known_hosts = keys / "known_hosts"
+        public = self.host_key.export_public_key().decode().strip()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
+        self.server: asyncssh.SSHAcceptor | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncssh.listen(
+            "127.0.0.1",
+            self.port,
+            server_host_keys=[self.host_key],
+            authorized_client_keys=asyncssh.import_authorized_keys(self.client_public),
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(self.root).encode()),
+            allow_scp=False,
+        )
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+
+
+@pytest.fixture
+async def sftp(tmp_path: Path) -> AsyncIterator[Sftp]:
+    root = tmp_path / "server"
+    for name in ("upload", "download"):
+        (root / name).mkdir(parents=True)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    server = Sftp(root, keys)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_an_sftp_target_is_reachable_when_the_server_logs_us_in(
+    write_topology: Callable[[str], Topology], sftp: Sftp, tmp_path: Path
+) -> None:
+    where = f"sftp://interlink@127.0.0.1:{sftp.port}"
+    access = (
+        f"      key_file: {sftp.key_file}\n      known_hosts: {sftp.known_hosts}\n"
+        "      connect_timeout: 2s"
+    )
+    topology = write_topology(text(f"{where}/upload", f"{where}/download", access))
+    bank = topology.systems["bank"]
+
+    item = reachable_item(bank, *await probe_system(bank))
+    assert item.status == PASSED, item
+    assert item.detail == (
+        f"{where}/upload: logged in and listed the folder; {where}/download: logged in and "
+        "listed the folder (no file sent)"
+    )
+    assert list((sftp.root / "upload").iterdir()) == []
+
+    # A server whose host key is not the known one is not reached.
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    sftp.known_hosts.write_text(f"[127.0.0.1]:{sftp.port} {other}\n")
+    item = reachable_item(bank, *await probe_system(bank))
+    assert item.status == FAILED and "host key" in item.detail.lower(), item
+
+    await sftp.stop()
+    item = reachable_item(bank, *await probe_system(bank))
+    assert item.status == FAILED and "connect call failed" in item.detail.lower(), item
