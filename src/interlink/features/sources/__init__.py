@@ -1,0 +1,1 @@
+"""Sources: pull documents from upstream systems that cannot push (docs/sources.md)."""
