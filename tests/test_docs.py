@@ -200,9 +200,12 @@ def _models(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
         yield from _models(get_args(annotation)[0])
 
 
-def topology_keys(model: type[BaseModel] = Topology, prefix: str = "") -> list[str]:
+def topology_keys(
+    model: type[BaseModel] = Topology, prefix: str = "", within: tuple[type, ...] = ()
+) -> list[str]:
     """Every key the topology file may hold, as a dotted path: ``systems.<name>.url``,
-    ``users[].role``, ``flows.<name>.reconcile.endpoint.page_param``."""
+    ``users[].role``, ``flows.<name>.reconcile.endpoint.page_param``. A model inside itself
+    (a map's nested ``fields``) has its keys listed once, where it first appears."""
     keys: list[str] = []
     for name, field in model.model_fields.items():
         alias = field.validation_alias if isinstance(field.validation_alias, str) else name
@@ -211,7 +214,8 @@ def topology_keys(model: type[BaseModel] = Topology, prefix: str = "") -> list[s
             continue
         keys.append(key)
         for suffix, sub in _models(field.annotation):
-            keys.extend(topology_keys(sub, f"{key}{suffix}."))
+            if sub not in (*within, model):
+                keys.extend(topology_keys(sub, f"{key}{suffix}.", (*within, model)))
     return keys
 
 

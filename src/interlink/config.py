@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +34,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -180,6 +181,751 @@ class Contact(BaseModel):
     on_call: str | None = None  # when they answer, e.g. "24/7" or "Mon-Fri 09:00-18:00"
 
 
+# --------------------------------------------------------------------------- sources (pulling)
+
+# Letters of any script: legacy tables have columns such as 付款单号.
+_SOURCE_IDENTIFIER = re.compile(r"[^\W\d][\w$]*(?:\.[^\W\d][\w$]*)?")
+_SOURCE_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _source_identifier(value: str | None) -> str | None:
+    if value is not None and not _SOURCE_IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a table or column name (letters, digits and _, optionally "
+            "schema.table)"
+        )
+    return value
+
+
+SourceIdentifier = Annotated[str, AfterValidator(_source_identifier)]
+
+
+class SourceColumns(BaseModel):
+    """Which upstream column holds what: the Debezium outbox columns by default."""
+
+    model_config = _STRICT
+
+    id: SourceIdentifier = "id"
+    # The document type when the source has no fixed ``document``.
+    type: SourceIdentifier | None = "aggregatetype"
+    # The JSON payload; None reads every column of the row as the payload (a legacy table).
+    payload: SourceIdentifier | None = "payload"
+    # The row's time: the (updated_at, id) cursor and the age of the oldest unread row.
+    updated_at: SourceIdentifier | None = None
+
+
+class SourceEndpoint(BaseModel):
+    """A paged query API of the upstream (the reconcile endpoint's paging settings)."""
+
+    model_config = _STRICT
+
+    url: str
+    size_param: str = "size"
+    page_size: int = Field(default=500, ge=1, le=10_000)
+    cursor_param: str = "after"
+    cursor_path: str = "id"
+    # Set: time-window mode, asking only for items older than the source's settle delay.
+    until_param: str | None = None
+    items_path: str = "items"
+    token_env: str | None = None
+    allow_local: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
+class SourceSettings(BaseModel):
+    """One upstream Interlink pulls from (docs/sources.md): an outbox table, a file drop or
+    a paged query API. Its rows enter intake as the system's own submissions."""
+
+    model_config = _STRICT
+
+    kind: Literal["outbox", "files", "api"]
+    document: str | None = None
+    interval: Duration = timedelta(seconds=5)
+    rate: Rate | None = None  # rows per second at most
+    batch: int = Field(default=1000, ge=1, le=50_000)
+    # "Source behind" when more rows than this wait, or the oldest waits longer than this.
+    behind_rows: int = Field(default=10_000, ge=1)
+    behind_age: Duration = timedelta(minutes=10)
+    # outbox
+    url_env: str | None = None
+    table: SourceIdentifier | None = None
+    cursor: Literal["id", "updated_at"] = "id"
+    settle: Duration = timedelta(seconds=5)
+    columns: SourceColumns = SourceColumns()
+    mark_taken: SourceIdentifier | None = None
+    timezone: str | None = None
+    # files
+    path: Path | None = None
+    format: Literal["auto", "csv", "xlsx", "ndjson"] = "auto"
+    encoding: str | None = None
+    # api
+    endpoint: SourceEndpoint | None = None
+    _name: str = PrivateAttr("")
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, value: str | None) -> str | None:
+        if value is not None and not _SOURCE_ENV.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name; the database URL (with its "
+                "password) is read from the environment, never written here"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        context = info.context if isinstance(info.context, dict) else {}
+        return (Path(context.get("base_dir", ".")) / value).resolve()
+
+    @model_validator(mode="after")
+    def _kind(self, info: ValidationInfo) -> SourceSettings:
+        needed = {"outbox": ("url_env", "table"), "files": ("path",), "api": ("endpoint",)}
+        missing = [k for k in needed[self.kind] if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} source needs {' and '.join(missing)}")
+        if self.kind == "outbox":
+            if self.cursor == "updated_at" and self.columns.updated_at is None:
+                raise ValueError("cursor: updated_at needs columns.updated_at (its column name)")
+            if self.document is None and self.columns.type is None:
+                raise ValueError("give the source a document type, or columns.type")
+        elif self.document is None:
+            raise ValueError(f"a {self.kind} source needs the document type it carries")
+        else:
+            extra = [k for k in ("url_env", "table", "mark_taken") if getattr(self, k)]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only for an outbox source")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The source's name: its key under ``sources:``."""
+        return self._name
+
+
+def _name_sources(
+    value: dict[str, SourceSettings], info: ValidationInfo
+) -> dict[str, SourceSettings]:
+    """``sources:`` maps a name to its settings; names are global (the CLI, the API and the
+    cursor table key on them), so the same name under two systems is refused."""
+    context = info.context if isinstance(info.context, dict) else {}
+    seen = context.setdefault("source_names", set())
+    for name, settings in value.items():
+        if name in seen:
+            raise ValueError(f"duplicate source {name!r}: source names are global")
+        seen.add(name)
+        settings._name = name
+    return value
+
+
+# --------------------------------------------------------------------------- file exchange
+
+_FILE_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_FILE_FIELDS = {"flow", "date", "seq", "system"}
+
+
+def parse_clock_time(value: str) -> time:
+    """``"22:00"`` to a time of day; ValueError for anything else."""
+    match = _FILE_CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a time of day; use e.g. 22:00")
+    return _clock_time(match.group(1), match.group(2), value)
+
+
+def _file_location(value: str, info: ValidationInfo) -> str:
+    """A folder (relative to the topology file) or ``sftp://[user@]host[:port]/folder``."""
+    if value.startswith("sftp://"):
+        match = re.fullmatch(r"sftp://(?:[^@/:\s]+@)?([^/:@\s]+)(?::(\d{1,5}))?(/\S*)?", value)
+        if not match or (match.group(2) and not 0 < int(match.group(2)) < 65536):
+            raise ValueError(f"{value!r} is not sftp://[user@]host[:port]/folder")
+        if "@" in value.split("/")[2] and ":" in value.split("/")[2].split("@")[0]:
+            raise ValueError("no password in the location; use password_env")
+        return value
+    if re.match(r"[a-z][a-z0-9+.-]*://", value):
+        raise ValueError(f"{value!r}: use a folder or an sftp:// location")
+    context = info.context if isinstance(info.context, dict) else {}
+    return str((Path(context.get("base_dir", ".")) / value).resolve())
+
+
+def _file_encoding(value: str) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {value!r}; use e.g. utf-8, gbk, gb18030") from None
+    return value
+
+
+FileEncoding = Annotated[str, AfterValidator(_file_encoding)]
+
+
+class FileExchangeColumn(BaseModel):
+    """One column of a batch or result file: its name, and for a batch file the document
+    field it carries (``@key``, ``@revision``, ``@document_id``, ``@delivery`` for ours)."""
+
+    model_config = _STRICT
+
+    name: str
+    field: str | None = None
+    width: int | None = Field(default=None, ge=1)  # fixed-width files
+    align: Literal["left", "right"] = "left"
+
+
+class FileExchangeResults(BaseModel):
+    """Where the downstream's result files appear and how a result line reads."""
+
+    model_config = _STRICT
+
+    location: str | None = None  # default: the batch files' location
+    pattern: str = "*"  # file names (glob) that are result files
+    format: Literal["csv", "fixed"] | None = None  # default: the batch files' format
+    encoding: FileEncoding | None = None
+    delimiter: str | None = None
+    header: bool = True
+    columns: list[FileExchangeColumn] = []  # needed for fixed-width, or CSV without a header
+    key: str  # the column matched against the batch file's `match` column
+    status: str  # the column saying accepted or refused
+    accepted: list[str] = Field(min_length=1)
+    refused: list[str] = []  # empty: every status that is not accepted is a refusal
+    message: str | None = None  # the column with the downstream's reason
+    deadline: str = "24h"  # a duration after sending, or a time of day (the next one)
+    poll: Duration = timedelta(minutes=5)
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _file_location(value, info)
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, value: str) -> str:
+        if not _FILE_CLOCK.fullmatch(str(value).strip()):
+            parse_duration(value)
+        else:
+            parse_clock_time(value)
+        return str(value)
+
+
+class FileExchangeSettings(BaseModel):
+    """A system that takes batch files (``transport: file``): docs/transports.md."""
+
+    model_config = _STRICT
+
+    location: str
+    user: str | None = None
+    password_env: str | None = None
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout: Duration = timedelta(seconds=10)
+    format: Literal["csv", "fixed"] = "csv"
+    encoding: FileEncoding = "utf-8"
+    delimiter: str = ","
+    header: bool = True
+    line_end: Literal["lf", "crlf"] = "crlf"
+    name: str = "{flow}_{date:%Y%m%d}_{seq:03d}.csv"
+    checksum: Literal["md5", "sha256"] | None = None
+    schedule: list[str] = []  # times of day, in the topology's timezone
+    max_lines: int | None = Field(default=None, ge=1)
+    columns: list[FileExchangeColumn] = Field(min_length=1)
+    match: str | None = None  # the column results name a line by (default: results.key)
+    results: FileExchangeResults | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str, info: ValidationInfo) -> str:
+        return _file_location(value, info)
+
+    @field_validator("key_file", "known_hosts")
+    @classmethod
+    def _file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        context = info.context if isinstance(info.context, dict) else {}
+        return (Path(context.get("base_dir", ".")) / value).resolve()
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_clock_time(entry)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        from datetime import datetime as _datetime
+        from string import Formatter
+
+        try:
+            names = {f for _, f, _, _ in Formatter().parse(value) if f is not None}
+            unknown = names - _FILE_FIELDS
+            if unknown:
+                raise ValueError(f"unknown placeholder {sorted(unknown)[0]!r}")
+            sample = value.format(flow="f", system="s", date=_datetime(2026, 1, 2), seq=1)
+        except (ValueError, IndexError, KeyError) as e:
+            raise ValueError(
+                f"{value!r} is not a file name pattern ({e}); use e.g. "
+                "PAY_{date:%Y%m%d}_{seq:03d}.csv with {flow}, {system}, {date} and {seq}"
+            ) from None
+        if "seq" not in names or "/" in sample or sample.startswith("."):
+            raise ValueError(
+                f"{value!r}: a file name pattern needs {{seq}} (each file its own name) and "
+                "no / or leading dot"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> FileExchangeSettings:
+        if self.location.startswith("sftp://"):
+            if self.known_hosts is None:
+                raise ValueError(
+                    "an sftp:// location needs known_hosts (the server's host key is checked)"
+                )
+            if self.password_env is None and self.key_file is None:
+                raise ValueError("an sftp:// location needs password_env or key_file")
+        missing = [c.name for c in self.columns if c.field is None]
+        if missing:
+            raise ValueError(f"columns: column {missing[0]!r} needs a field")
+        widths = [c.name for c in self.columns if c.width is None]
+        if self.format == "fixed" and widths:
+            raise ValueError(f"a fixed-width file needs a width for column {widths[0]!r}")
+        names = [c.name for c in self.columns]
+        match = self.match or (self.results.key if self.results else None)
+        if match is not None and match not in names:
+            raise ValueError(f"match: {match!r} is not one of the columns ({', '.join(names)})")
+        if self.results is not None:
+            results = self.results
+            fmt = results.format or self.format
+            if fmt == "fixed" and (
+                not results.columns or any(c.width is None for c in results.columns)
+            ):
+                raise ValueError("fixed-width results need results.columns with widths")
+            if (fmt == "fixed" or not results.header) and results.columns:
+                listed = {c.name for c in results.columns}
+                for role in ("key", "status", "message"):
+                    col = getattr(results, role)
+                    if col is not None and col not in listed:
+                        raise ValueError(f"results.{role}: {col!r} is not in results.columns")
+            elif fmt == "csv" and not results.header and not results.columns:
+                raise ValueError("results without a header need results.columns")
+        return self
+
+    def password(self) -> str | None:
+        """The SFTP password, read from the environment now."""
+        if not self.password_env:
+            return None
+        return os.environ.get(self.password_env) or None
+
+
+def _check_transports(systems: dict[str, Any] | None, reader: YamlReader) -> None:
+    """``transport: file`` needs a ``file_exchange`` block, and only it may have one."""
+    for name, system in (systems or {}).items():
+        if not isinstance(system, dict):
+            continue
+        transport = system.get("transport", "http")
+        if transport == "file" and system.get("file_exchange") is None:
+            reader.problem(
+                ("systems", name, "transport"),
+                "transport: file needs a file_exchange block (where and how files go)",
+            )
+        if transport != "file" and system.get("file_exchange") is not None:
+            reader.problem(
+                ("systems", name, "file_exchange"), "file_exchange goes with transport: file"
+            )
+
+
+# ------------------------------------------------ TLS and signatures (docs/transports.md, channels)
+
+_PIN = re.compile(r"sha256/([A-Za-z0-9+/]{43}=)")
+_HMAC_FIELDS = frozenset({"method", "path", "timestamp", "nonce", "body", "id"})
+
+
+def _readable(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A key or certificate file, relative to the topology file, readable now."""
+    if value is None:
+        return None
+    context = info.context if isinstance(info.context, dict) else {}
+    resolved = (Path(context.get("base_dir", ".")) / value).resolve()
+    try:
+        with resolved.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise ValueError(f"file {value} not found") from None
+    except OSError as e:
+        raise ValueError(f"file {value} cannot be read: {e.strerror or e}") from None
+    return resolved
+
+
+KeyFile = Annotated[Path, AfterValidator(_readable)]
+EnvName = Annotated[str, AfterValidator(lambda v: _env_name(v))]
+
+
+def _one_source(entry: BaseModel, what: str) -> str | None:
+    """Why ``<what>_file`` and ``<what>_env`` are both given, or None."""
+    if getattr(entry, f"{what}_file") is not None and getattr(entry, f"{what}_env") is not None:
+        return f"give {what}_file or {what}_env, not both"
+    return None
+
+
+class TlsSettings(BaseModel):
+    """A system's TLS: a CA bundle trusted besides the system's roots, a client certificate
+    for mutual TLS, pinned server keys. PEM from files or environment variables only."""
+
+    model_config = _STRICT
+
+    ca_file: KeyFile | None = None
+    ca_env: EnvName | None = None
+    cert_file: KeyFile | None = None
+    cert_env: EnvName | None = None
+    key_file: KeyFile | None = None
+    key_env: EnvName | None = None
+    # sha256/<base64>: the SHA-256 of the server certificate's SubjectPublicKeyInfo.
+    pins: list[str] = []
+
+    @field_validator("pins")
+    @classmethod
+    def _pins(cls, value: list[str]) -> list[str]:
+        for pin in value:
+            if not _PIN.fullmatch(pin):
+                raise ValueError(
+                    f"{pin!r} is not a pin; expected sha256/<base64 of the SHA-256 of the "
+                    "certificate's public key (SPKI)>"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        for what in ("ca", "cert", "key"):
+            problem = _one_source(self, what)
+            if problem:
+                raise ValueError(problem)
+        has_cert = self.cert_file is not None or self.cert_env is not None
+        has_key = self.key_file is not None or self.key_env is not None
+        if has_cert != has_key:
+            raise ValueError(
+                "a client certificate needs both cert_file/cert_env and key_file/key_env"
+            )
+        return self
+
+
+class SignatureKey(BaseModel):
+    """One signing key: a shared secret (standard-webhooks, hmac) or a private key with its
+    certificate's serial number (wechatpay-v3, sm2)."""
+
+    model_config = _STRICT
+
+    secret_env: EnvName | None = None
+    secret_file: KeyFile | None = None
+    key_env: EnvName | None = None
+    key_file: KeyFile | None = None
+    serial_no: str | None = None
+
+    def problem(self, kind: str) -> str | None:
+        """What this key lacks, or has too much of, for a signature of ``kind``."""
+        shared = kind in ("standard-webhooks", "hmac")
+        what, other = ("secret", "key") if shared else ("key", "secret")
+        both = _one_source(self, what)
+        if both:
+            return both
+        if getattr(self, f"{what}_file") is None and getattr(self, f"{what}_env") is None:
+            return f"kind {kind} needs {what}_env or {what}_file"
+        if getattr(self, f"{other}_file") is not None or getattr(self, f"{other}_env") is not None:
+            return f"kind {kind} signs with a {what}, not a {other}"
+        if not shared and not self.serial_no:
+            return f"kind {kind} needs serial_no, the key's certificate serial number"
+        return None
+
+
+class SignatureNextKey(SignatureKey):
+    """The key that takes over in a rotation; from ``since`` on it alone signs."""
+
+    since: datetime | None = None
+
+    @field_validator("since")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the time with its offset, e.g. 2026-12-01T00:00:00+08:00")
+        return value
+
+
+class SignatureSettings(SignatureKey):
+    """How requests to a system are signed (docs/transports.md, "Request signatures")."""
+
+    kind: Literal["standard-webhooks", "hmac", "wechatpay-v3", "sm2"]
+    next: SignatureNextKey | None = None
+    # hmac
+    header: str = "X-Signature"
+    algorithm: Literal["sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    message: str = "{method}\n{path}\n{timestamp}\n{nonce}\n{body}"
+    timestamp_header: str = "X-Timestamp"
+    nonce_header: str = "X-Nonce"
+    # wechatpay-v3, sm2
+    mchid: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        import string
+
+        try:
+            parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value)]
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a message template: {e}") from None
+        fields = [f for f, _, _ in parsed if f is not None]
+        if any(spec or conv for f, spec, conv in parsed if f is not None):
+            raise ValueError("a field in the message is written {name}, without ! or :")
+        unknown = sorted(set(fields) - _HMAC_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown field {{{unknown[0]}}} in the message; use "
+                + ", ".join(f"{{{f}}}" for f in sorted(_HMAC_FIELDS))
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _keys(self) -> SignatureSettings:
+        problem = self.problem(self.kind)
+        if problem is None and self.next is not None:
+            problem = self.next.problem(self.kind)
+            one_at_a_time = self.kind in ("wechatpay-v3", "sm2")
+            if problem is None and one_at_a_time and self.next.since is None:
+                problem = f"the key needs since (when it takes over from the {self.kind} key)"
+            if problem is not None:
+                problem = f"next: {problem}"
+        if problem is None and self.kind in ("wechatpay-v3", "sm2") and not self.mchid:
+            problem = f"kind {self.kind} needs mchid, the merchant id it signs for"
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _system_tls(value: TlsSettings | None, info: ValidationInfo) -> TlsSettings | None:
+    url = info.data.get("url")
+    if value is not None and isinstance(url, str) and not url.startswith("https://"):
+        raise ValueError("tls needs an https:// url")
+    return value
+
+
+def _system_signature(
+    value: SignatureSettings | None, info: ValidationInfo
+) -> SignatureSettings | None:
+    if value is not None and info.data.get("secret_env"):
+        raise ValueError("give the signing secret in signature: or in secret_env, not both")
+    return value
+
+
+# ------------------------------------------------ message brokers (docs/transports.md, AMQP, NATS)
+
+# What a routing key or subject may name: each is fixed for a flow, so a flow's address is
+# worked out once, never per delivery.
+_ROUTE_FIELDS = ("flow", "document", "source", "target")
+# An AMQP exchange name as RabbitMQ accepts it; a routing key is at most 255 bytes (shortstr).
+_EXCHANGE = re.compile(r"[A-Za-z0-9_.:-]{0,255}")
+_AMQP_SHORTSTR = 255
+_STREAM = re.compile(r"[^\s.*>/\\]{1,255}")
+_NATS_URL = re.compile(r"(nats|tls|ws|wss)://[^/\s@]+")
+
+
+def _route_template(value: str) -> str:
+    """A routing key or subject: text with ``{flow}``, ``{document}``, ``{source}``,
+    ``{target}`` (the flow's name, document type, source and target systems)."""
+    from string import Formatter
+
+    try:
+        parts = list(Formatter().parse(value))
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a template: {e}") from None
+    for _, name, spec, conversion in parts:
+        if name is not None and (name not in _ROUTE_FIELDS or spec or conversion):
+            raise ValueError(
+                f"{{{name}}} in {value!r} is not a placeholder here; use "
+                + ", ".join(f"{{{f}}}" for f in _ROUTE_FIELDS)
+            )
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+RouteTemplate = Annotated[str, AfterValidator(_route_template)]
+
+
+class AmqpSettings(BaseModel):
+    """Where a ``transport: amqp`` system's messages go: an exchange and a routing key."""
+
+    model_config = _STRICT
+
+    # amqp://user:password@host:port/vhost (or amqps://), from the environment only.
+    url_env: EnvName
+    exchange: str = ""
+    routing_key: RouteTemplate = "{flow}"
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange(cls, value: str) -> str:
+        if not _EXCHANGE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an exchange name (letters, digits, - _ . :; empty for the "
+                "default exchange)"
+            )
+        return value
+
+
+class NatsSettings(BaseModel):
+    """Where a ``transport: nats`` system's messages go: a JetStream subject."""
+
+    model_config = _STRICT
+
+    # nats://user:password@host:4222 (comma-separated for a cluster), from the environment.
+    url_env: EnvName | None = None
+    # Or server URLs without credentials, written here.
+    servers: list[str] = []
+    subject: RouteTemplate = "{flow}"
+    # The stream that must take the messages; another stream's ack is refused (rejected).
+    stream: str | None = None
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, value: list[str]) -> list[str]:
+        for server in value:
+            if "@" in server:
+                raise ValueError(f"{server!r}: no credentials in the topology; use url_env")
+            if not _NATS_URL.fullmatch(server.rstrip("/")):
+                raise ValueError(f"{server!r} is not a nats://host:port URL")
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        problem = _subject_problem(value.format(**dict.fromkeys(_ROUTE_FIELDS, "x")))
+        if problem:
+            raise ValueError(f"{value!r}: {problem}")
+        return value
+
+    @field_validator("stream")
+    @classmethod
+    def _stream(cls, value: str | None) -> str | None:
+        if value is not None and not _STREAM.fullmatch(value):
+            raise ValueError(f"{value!r} is not a stream name (no spaces, . * > / \\)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NatsSettings:
+        if (self.url_env is None) == (not self.servers):
+            raise ValueError("give url_env or servers (one of them)")
+        return self
+
+
+def _check_brokers(
+    systems: dict[str, Any] | None, flows: dict[str, Any] | None, reader: YamlReader
+) -> None:
+    """``transport: amqp`` needs an ``amqp`` block, ``nats`` a ``nats`` one, and only they
+    may have one; a broker system has no ``url``. Two flows that would carry the same
+    documents into one NATS system are refused: JetStream keeps one message per message id
+    (the document's id) and would drop the second as a duplicate."""
+    nats_flows: dict[tuple[object, object, object], str] = {}
+    for name, flow in (flows or {}).items():
+        if not isinstance(flow, dict):
+            continue
+        to = flow.get("to")
+        target = (systems or {}).get(to) if isinstance(to, str) else None
+        if not isinstance(target, dict) or target.get("transport") != "nats":
+            continue
+        same = (flow.get("from"), flow.get("to"), flow.get("document"))
+        first = nats_flows.setdefault(same, name)
+        if first != name:
+            reader.problem(
+                ("flows", name, "to"),
+                f"flow {first!r} already carries these documents into NATS system {to!r}; "
+                "JetStream keeps one message per document id, so it would drop this flow's "
+                "as duplicates",
+            )
+    for name, system in (systems or {}).items():
+        if not isinstance(system, dict):
+            continue
+        transport = system.get("transport", "http")
+        for broker in ("amqp", "nats"):
+            if transport == broker and system.get(broker) is None:
+                reader.problem(
+                    ("systems", name, "transport"),
+                    f"transport: {broker} needs an {broker} block (where the messages go)",
+                )
+            if transport != broker and system.get(broker) is not None:
+                reader.problem(("systems", name, broker), f"{broker} goes with transport: {broker}")
+        if transport in ("amqp", "nats") and system.get("url") is not None:
+            reader.problem(
+                ("systems", name, "url"),
+                f"a transport: {transport} system has no url; its {transport} block says "
+                "where messages go",
+            )
+
+
+def broker_address(system: System, flow: Flow) -> str:
+    """Where ``flow``'s messages go on its broker system, as the engine's requests carry it:
+    ``amqp:<exchange>/<routing key>`` or ``nats:<subject>``, each part percent-encoded. Never
+    a credential. ConfigError when the flow's routing key or subject cannot be used."""
+    from urllib.parse import quote
+
+    fields = {
+        "flow": flow.name,
+        "document": flow.document,
+        "source": flow.source,
+        "target": flow.target,
+    }
+    if system.amqp is not None:
+        key = system.amqp.routing_key.format(**fields)
+        if len(key.encode()) > _AMQP_SHORTSTR:
+            problem = f"routing key {key[:40]!r}... is over {_AMQP_SHORTSTR} bytes"
+        else:
+            return f"amqp:{quote(system.amqp.exchange, safe='')}/{quote(key, safe='')}"
+    elif system.nats is not None:
+        subject = system.nats.subject.format(**fields)
+        wrong = _subject_problem(subject)
+        if wrong is None:
+            return f"nats:{quote(subject, safe='')}"
+        problem = f"subject {subject!r}: {wrong}"
+    else:
+        problem = f"system {system.name!r} is not a broker system"
+    raise ConfigError([f"flows.{flow.name}: {problem}"])
+
+
+def _subject_problem(subject: str) -> str | None:
+    tokens = subject.split(".")
+    if any(not t or t in ("*", ">") or any(c.isspace() for c in t) for t in tokens):
+        return (
+            "not a NATS subject to publish to (dot-separated tokens, none empty, no spaces "
+            "or wildcards)"
+        )
+    return None
+
+
+def address_parts(address: str) -> list[str]:
+    """A :func:`broker_address` split back into its decoded parts, after the scheme."""
+    from urllib.parse import unquote
+
+    return [unquote(part) for part in address.partition(":")[2].split("/")]
+
+
 class System(BaseModel):
     model_config = _STRICT
 
@@ -197,6 +943,16 @@ class System(BaseModel):
     # How deliveries reach this system (docs/transports.md): HTTP POST by default; a message
     # broker (``amqp``, ``nats``) or a file exchanged in batches (``file``).
     transport: Literal["http", "amqp", "nats", "file"] = "http"
+    # Where Interlink pulls this system's documents from (docs/sources.md), by source name.
+    sources: Annotated[dict[str, SourceSettings], AfterValidator(_name_sources)] = {}
+    # Mutual TLS, a CA bundle, pins; how requests are signed (docs/transports.md).
+    tls: Annotated[TlsSettings | None, AfterValidator(_system_tls)] = None
+    signature: Annotated[SignatureSettings | None, AfterValidator(_system_signature)] = None
+    # How and where batch files go (transport: file; docs/transports.md).
+    file_exchange: FileExchangeSettings | None = None
+    # Where a broker system's messages go (transport: amqp or nats; docs/transports.md).
+    amqp: AmqpSettings | None = None
+    nats: NatsSettings | None = None
 
     @field_validator("url")
     @classmethod
@@ -366,6 +1122,326 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     return f"{unsafe[0]['message']} (at {unsafe[0]['path']})" if unsafe else None
 
 
+# ------------------------------------------------------------------ rollout (docs/rollout.md)
+
+ROLLOUT_STAGES = ("pilot", "full", "off")
+RolloutStage = Literal["pilot", "full", "off"]
+
+
+def _stage(value: Any) -> Any:
+    # YAML 1.1 reads a bare ``off`` as false: the stage is meant.
+    return "off" if value is False else value
+
+
+def parse_share(value: Any) -> float:
+    """``10%``, ``12.5%`` or a plain number of percent → percent (0 to 100, hundredths)."""
+    text = str(value).strip()
+    number = text.removesuffix("%").strip()
+    try:
+        share = float(number)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a share; use e.g. 10%") from None
+    if isinstance(value, bool) or not 0 <= share <= 100:
+        raise ValueError(f"{value!r} must be a share from 0% to 100%")
+    if round(share * 100) != share * 100:
+        raise ValueError(f"{value!r}: a share is counted in hundredths of a percent")
+    return share
+
+
+class RolloutFallback(BaseModel):
+    """``outside: {fallback: FLOW}``: documents outside the pilot take another flow (the
+    legacy path) of the same document type and source."""
+
+    model_config = _STRICT
+
+    fallback: str
+
+
+class RolloutGate(BaseModel):
+    """What ``interlink rollout promote`` requires of the pilot before it goes full."""
+
+    model_config = _STRICT
+
+    min_delivered: int = Field(default=1, ge=0)
+    max_dead: int = Field(default=0, ge=0)
+    min_time: Duration = timedelta(0)
+    allow_open_incidents: bool = False
+    require_reconciliation: bool = False
+    require_readiness: bool = False
+
+
+class RolloutSettings(BaseModel):
+    """A flow's ``rollout:`` block: its initial stage, who is in the pilot, and what happens
+    to the documents outside it. The stage set at run time overrides ``stage``."""
+
+    model_config = _STRICT
+
+    stage: Annotated[RolloutStage, BeforeValidator(_stage)] = "pilot"
+    when: dict[str, Any] | None = None
+    share: Annotated[float, BeforeValidator(parse_share)] | None = None
+    outside: Literal["hold", "skip"] | RolloutFallback = "hold"
+    gate: RolloutGate = RolloutGate()
+
+    @model_validator(mode="after")
+    def _pilot_has_a_filter(self) -> RolloutSettings:
+        if self.stage == "pilot" and not self.has_filter:
+            raise ValueError("a pilot needs 'when' (a matcher on payload fields) or 'share'")
+        return self
+
+    @property
+    def has_filter(self) -> bool:
+        return self.when is not None or self.share is not None
+
+    @property
+    def fallback(self) -> str | None:
+        return self.outside.fallback if isinstance(self.outside, RolloutFallback) else None
+
+
+def _check_rollouts(flows: dict[str, Any], reader: YamlReader) -> None:
+    """A rollout's matcher, and its fallback: another flow of the same document type and
+    source that is not itself rolled out (it takes exactly what the pilot leaves)."""
+    from interlink.scenarios import matcher_problems
+
+    for name, flow in flows.items():
+        rollout = flow.get("rollout") if isinstance(flow, dict) else None
+        if not isinstance(rollout, dict):
+            continue
+        loc = ("flows", name, "rollout")
+        if isinstance(rollout.get("when"), dict):
+            for where, message in matcher_problems(rollout["when"]):
+                reader.problem((*loc, "when", *where), message)
+        outside = rollout.get("outside")
+        target = outside.get("fallback") if isinstance(outside, dict) else None
+        if not isinstance(target, str):
+            continue
+        where = (*loc, "outside", "fallback")
+        other = flows.get(target)
+        if target == name:
+            reader.problem(where, "a flow cannot be its own fallback")
+        elif not isinstance(other, dict):
+            reader.problem(where, f"unknown flow {target!r}")
+        else:
+            for key in ("document", "from"):
+                if other.get(key) != flow.get(key):
+                    reader.problem(
+                        where,
+                        f"fallback {target!r} has {key} {other.get(key)!r}, not "
+                        f"{flow.get(key)!r}: it must carry the same documents from the same source",
+                    )
+            if other.get("rollout") is not None:
+                reader.problem(where, f"fallback {target!r} has a rollout of its own")
+
+
+# -- mapping (docs/mapping.md): a flow's ``map:``, our document in the downstream's shape. The
+# feature (interlink.features.mapping) compiles and runs it; the model checks each part's shape
+# and knows which source fields each downstream field reads (lineage, used by impact analysis).
+
+_MAP_TIME = re.compile(r"(?:yyyy|MM|dd|HH|mm|ss|[^A-Za-z%])+")
+MAP_FORMATS = ("fen", "string")
+# Functions whose result is made of their first argument's elements: a path read through them
+# stays a path into the document (``sort_by(lines, &no)[].amount`` reads ``lines.amount``).
+_SAME_ELEMENTS = {"sort_by", "sort", "reverse", "min_by", "max_by"}
+
+
+def _map_format(value: str) -> str:
+    if value in MAP_FORMATS or (_MAP_TIME.fullmatch(value) and re.search("[A-Za-z]", value)):
+        return value
+    raise ValueError(
+        f"unknown format {value!r}; use fen, string or a time pattern of yyyy, MM, dd, HH, mm, "
+        "ss, e.g. yyyyMMdd or 'yyyy-MM-dd HH:mm:ss'"
+    )
+
+
+def _map_expression(value: str) -> str:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        jmespath.compile(value)
+    except JMESPathError as e:
+        detail = " ".join(str(e).split())
+        raise ValueError(f"{value!r} is not a JMESPath expression: {detail}") from None
+    return value
+
+
+def _map_shorthand(value: Any) -> Any:
+    # ``金额: amount`` is short for ``金额: {path: amount}``.
+    if isinstance(value, bool):
+        raise ValueError(
+            'YAML reads no, yes, on and off as true or false: write the path in quotes ("no")'
+        )
+    return {"path": value} if isinstance(value, str) else value
+
+
+def _map_zone(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC") from None
+    return value
+
+
+def _code(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(
+            f'write codes in quotes ("{value}"): YAML reads 01 as the number 1, so a '
+            "number may not be the code you meant"
+        )
+    return value
+
+
+MapPath = Annotated[str, AfterValidator(_map_expression)]
+MapValue = Annotated["MapField", BeforeValidator(_map_shorthand)]
+CodeTable = dict[str, Annotated[str, BeforeValidator(_code)]]
+
+
+class MapField(BaseModel):
+    """One downstream field: exactly one of ``path`` (a JMESPath expression over the document,
+    or over each item with ``each``), ``const``, ``fields`` (a nested object) or
+    ``by_scenario``; a ``path`` value may go through a ``code`` table and a ``format``."""
+
+    model_config = _STRICT
+
+    path: MapPath | None = None
+    const: Any = None
+    fields: dict[str, MapValue] | None = None
+    by_scenario: dict[str, MapValue | None] | None = None
+    each: MapPath | None = None
+    code: str | None = None
+    format: Annotated[str, AfterValidator(_map_format)] | None = None
+    default: Any = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MapField:
+        given = self.model_fields_set
+        sources = [k for k in ("path", "const", "fields", "by_scenario") if k in given]
+        if "each" in given and "path" not in given and "fields" not in given:
+            raise ValueError("each needs fields (an object per item) or path (a value per item)")
+        if len(sources) != 1 and set(sources) != {"path", "fields"}:
+            raise ValueError(
+                "give one of path, const, fields or by_scenario"
+                + (f" (not {' and '.join(sources)})" if sources else "")
+            )
+        extras = {"each", "code", "format", "default"} & given
+        if extras and ("const" in given or "by_scenario" in given):
+            raise ValueError(f"{sources[0]} takes no {', '.join(sorted(extras))}")
+        if "fields" in given and {"code", "format"} & given:
+            raise ValueError("fields (a nested object) takes no code or format")
+        return self
+
+    def reads(self, base: str = "", scenario_fields: tuple[str, ...] = ()) -> list[str]:
+        """The document fields (dotted, arrays without markers) this value reads; a value by
+        scenario also reads ``scenario_fields``, those its document's scenarios match on."""
+        found: dict[str, None] = {}
+        if self.by_scenario is not None:
+            found.update(dict.fromkeys(scenario_fields))
+            for branch in self.by_scenario.values():
+                found.update(dict.fromkeys(branch.reads(base, scenario_fields) if branch else []))
+            return list(found)
+        root: str | None = base
+        if self.each is not None:
+            each_reads, root = expression_reads(self.each, base)
+            found.update(dict.fromkeys(each_reads))
+        if self.path is not None and root is not None:
+            path_reads, root = expression_reads(self.path, root)
+            found.update(dict.fromkeys(path_reads))
+        for sub in (self.fields or {}).values():
+            if root is not None:
+                found.update(dict.fromkeys(sub.reads(root, scenario_fields)))
+        # A field read through its parent stands for the parent: keep only the deepest reads.
+        return [f for f in found if not any(o.startswith(f + ".") for o in found)]
+
+
+class MapSettings(BaseModel):
+    """A flow's ``map:``: the body sent is ``fields`` built from the document; times are
+    written in ``timezone`` (default: the topology's)."""
+
+    model_config = _STRICT
+
+    timezone: Annotated[str | None, AfterValidator(_map_zone)] = None
+    fields: dict[str, MapValue]
+
+    def lineage(self, scenario_fields: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Downstream field (dotted, arrays without markers) → the document fields it reads;
+        a value by scenario reads ``scenario_fields`` (the fields the scenarios match on)."""
+        out: dict[str, list[str]] = {}
+        when = tuple(scenario_fields)
+
+        def walk(fields: dict[str, MapField], prefix: str, base: str) -> None:
+            for name, value in fields.items():
+                target = f"{prefix}{name}"
+                out[target] = value.reads(base, when)
+                if value.fields is not None and value.by_scenario is None:
+                    root: str | None = base
+                    if value.each is not None:
+                        root = expression_reads(value.each, base)[1]
+                    if value.path is not None and root is not None:
+                        root = expression_reads(value.path, root)[1]
+                    if root is not None:
+                        walk(value.fields, target + ".", root)
+
+        walk(self.fields, "", "")
+        return out
+
+
+MapField.model_rebuild()
+
+
+def expression_reads(expression: str, base: str) -> tuple[list[str], str | None]:
+    """What a JMESPath expression evaluated at document path ``base`` reads, and the document
+    path its result is (None when it is computed, not a part of the document)."""
+    from jmespath.parser import Parser
+
+    reads: dict[str, None] = {}
+
+    def join(prefix: str, name: str) -> str:
+        return f"{prefix}.{name}" if prefix else name
+
+    def walk(node: dict[str, Any], at: str | None) -> str | None:
+        kind, children = node["type"], node.get("children", [])
+        if kind == "field":
+            if at is None:
+                return None
+            here = join(at, node["value"])
+            reads[here] = None
+            return here
+        if kind in ("identity", "current"):
+            return at
+        if kind in ("subexpression", "pipe", "projection", "value_projection", "index_expression"):
+            left = walk(children[0], at)
+            if left is not None:
+                reads.pop(left, None)  # read through: the right side says how deep
+            return walk(children[1], left) if kind != "index_expression" else left
+        if kind == "filter_projection":
+            left = walk(children[0], at)
+            if left is not None:
+                reads.pop(left, None)
+            walk(children[2], left)
+            return walk(children[1], left)
+        if kind == "flatten":
+            return walk(children[0], at)
+        if kind == "function_expression":
+            first = walk(children[0], at) if children else None
+            for child in children[1:]:
+                if child["type"] == "expref":
+                    walk(child["children"][0], first)  # applied to each element of the first
+                else:
+                    walk(child, at)
+            if first is not None and node["value"] not in _SAME_ELEMENTS:
+                reads[first] = None
+                return None
+            return first
+        for child in children:
+            walk(child, at)
+        return None
+
+    result = walk(Parser().parse(expression).parsed, base)
+    if result is not None:
+        reads[result] = None
+    return [r for r in reads if r], result
+
+
 class Flow(BaseModel):
     model_config = _STRICT
 
@@ -389,6 +1465,8 @@ class Flow(BaseModel):
     derives: dict[str, str] | None = None
     contract_version: int | None = None
     reconcile: ReconcileSettings | None = None
+    rollout: RolloutSettings | None = None
+    map: MapSettings | None = None
 
     @field_validator("path")
     @classmethod
@@ -520,6 +1598,8 @@ class Topology(BaseModel):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     # How long delivered documents are kept; `interlink prune` without --older-than uses it.
     retention: Duration | None = None
+    # Code tables for flows' maps, declared once: table → {our value: the downstream's code}.
+    code_tables: dict[str, CodeTable] = {}
 
     @field_validator("timezone")
     @classmethod
@@ -615,6 +1695,8 @@ class Topology(BaseModel):
 
     def downstream_url(self, flow: Flow) -> str:
         target = self.systems.get(flow.target)
+        if target is not None and target.transport in ("amqp", "nats"):
+            return broker_address(target, flow)
         if target is None or not target.url:
             raise ConfigError([f"flows.{flow.name}: system {flow.target!r} has no url"])
         return target.url.rstrip("/") + flow.path
@@ -883,6 +1965,8 @@ def _cross_check(data: dict[str, Any], reader: YamlReader) -> None:
     flows = data.get("flows")
     systems = systems if isinstance(systems, dict) else None
     documents = documents if isinstance(documents, dict) else None
+    _check_transports(systems, reader)
+    _check_brokers(systems, flows if isinstance(flows, dict) else None, reader)
     for name, flow in (flows or {}).items() if isinstance(flows, dict) else ():
         if not isinstance(flow, dict):
             continue
@@ -892,12 +1976,19 @@ def _cross_check(data: dict[str, Any], reader: YamlReader) -> None:
                 if isinstance(ref, str) and ref not in systems:
                     reader.problem(("flows", name, key), f"unknown system {ref!r}")
             target_entry = systems.get(target) if isinstance(target, str) else None
-            if isinstance(target_entry, dict) and not target_entry.get("url"):
+            # A file-exchange system takes files at its file_exchange.location, not a url.
+            if (
+                isinstance(target_entry, dict)
+                and not target_entry.get("url")
+                and target_entry.get("transport") not in ("file", "amqp", "nats")
+            ):
                 reader.problem(("flows", name, "to"), f"system {target!r} has no url to deliver to")
         if isinstance(source, str) and source == target:
             reader.problem(("flows", name, "to"), f"system {source!r} sends a flow to itself")
         if documents is not None and isinstance(document, str) and document not in documents:
             reader.problem(("flows", name, "document"), f"unknown document type {document!r}")
+    if isinstance(flows, dict):
+        _check_rollouts(flows, reader)
     for name, doc in (documents or {}).items():
         scenarios = doc.get("scenarios") if isinstance(doc, dict) else None
         seen: set[str] = set()

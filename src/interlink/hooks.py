@@ -16,6 +16,17 @@
   downstream's shape of a document (mapping). The engine calls it when it builds the request,
   so the signature and receipt are over the body actually sent; ``ValueError`` fails the
   delivery as ours (``local_error``), never the downstream's.
+- :data:`FlowStatus`: ``() -> {flow: {field: value}}``, fields a feature adds to a flow in the
+  hub's status (a rollout's stage and share).
+- :data:`StatusSection`: ``() -> {key: value}``, top-level keys a feature adds to the hub's
+  status beside ``flows`` and ``systems`` (each source's lag). Called on every status read
+  (the console's live counters, ``GET /api/v1/status``), so it must be cheap: one query.
+- ``collectors``: Prometheus collectors the API app serves at ``/metrics`` beside the backlog
+  gauges, read at scrape time (a rollout's stage).
+- :data:`RouteSource`: ``(conn, now) -> {flow: FlowRoute}``, read once per intake write
+  (rollout stages). A :data:`FlowRoute` ``(key, payload) -> Route`` says whether a new
+  document goes out on that flow as usual, waits ``held: rollout``, is skipped (recorded as a
+  ``deliveries_skipped`` event) or is taken by another flow of the document instead.
 
 The ``events`` table is the bus between capabilities: the engine and the operations features
 write events (kinds listed in docs/architecture.md); alerting reads them in order of id.
@@ -27,6 +38,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
@@ -41,6 +53,21 @@ SystemWindows = Callable[[], dict[str, Any]]
 BodyMap = Callable[[bytes], bytes]
 
 
+class Route(StrEnum):
+    """Where a new document goes on one flow (rollout stages)."""
+
+    DELIVER = "deliver"  # as usual
+    HOLD = "hold"  # held: rollout, until the flow's stage lets it go
+    SKIP = "skip"  # no delivery on this flow; recorded as an event
+    ROUTED = "routed"  # another flow of the document takes it instead (a fallback pair)
+
+
+FlowRoute = Callable[[str, Any], Route]
+FlowStatus = Callable[[], Mapping[str, Mapping[str, Any]]]
+RouteSource = Callable[[Connection, datetime], Mapping[str, FlowRoute]]
+StatusSection = Callable[[], Mapping[str, Any]]
+
+
 @dataclass
 class Hooks:
     hold_sources: list[HoldSource] = field(default_factory=list)
@@ -50,6 +77,11 @@ class Hooks:
     system_windows: list[SystemWindows] = field(default_factory=list)
     body_maps: dict[str, BodyMap] = field(default_factory=dict)
     """flow → how its documents are reshaped for the downstream."""
+    routes: list[RouteSource] = field(default_factory=list)
+    """Per flow, where a new document goes (rollout stages); intake asks them."""
+    flow_status: list[FlowStatus] = field(default_factory=list)
+    status_sections: list[StatusSection] = field(default_factory=list)
+    collectors: list[Any] = field(default_factory=list)
 
     def system_holds(self, conn: Connection, now: datetime) -> dict[str, str]:
         return merge_system_holds(*(source(conn, now) for source in self.hold_sources))

@@ -29,7 +29,7 @@ from interlink.clock import Clock
 from interlink.config import Flow, System, Topology
 from interlink.engine.applier import load_holds
 from interlink.errors import Conflict, Forbidden, InterlinkError, Invalid, TooLarge
-from interlink.hooks import Hooks
+from interlink.hooks import FlowRoute, Hooks, Route
 from interlink.ids import new_id
 from interlink.metrics import DOCUMENTS
 from interlink.model import HoldReason, Status
@@ -373,6 +373,11 @@ class Intake:
         for flow_name, keys in keys_by_flow.items():
             waiting[flow_name] = deliveries.keys_with_undelivered(conn, flow_name, sorted(keys))
         holds = load_holds(conn, now, self.hooks.hold_sources)
+        # flow → where a new document goes on it (rollout stages), read once per write.
+        routes: dict[str, FlowRoute] = {}
+        for route_source in self.hooks.routes:
+            routes.update(route_source(conn, now))
+        skipped: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
         doc_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
@@ -423,11 +428,28 @@ class Intake:
             )
             outs = []
             unmapped: list[str] = []
+            payload: Any = None
             for flow in p.flows:
+                route = Route.DELIVER
+                decide = routes.get(flow.name)
+                if decide is not None:
+                    if payload is None:
+                        payload = orjson.loads(p.payload_text)
+                    route = decide(p.key, payload)
+                if route is Route.SKIP:
+                    skipped[flow.name].append({"id": doc_id, "key": p.key, "revision": revision})
+                if route in (Route.SKIP, Route.ROUTED):
+                    continue
                 blocked = flow.ordered and p.key in waiting[flow.name]
                 status: Status
                 reason: HoldReason | None
-                if flow.require_scenario and p.scenario is None:
+                if route is Route.HOLD:
+                    # Outside the pilot, before any order or other hold: only the stage's
+                    # change lets it go (and then in order, behind its key's earlier revisions).
+                    status, reason = Status.HELD, HoldReason.ROLLOUT
+                    if flow.require_scenario and p.scenario is None:
+                        unmapped.append(flow.name)
+                elif flow.require_scenario and p.scenario is None:
                     # Held for a person's decision, before any order or other hold.
                     status, reason = Status.HELD, HoldReason.UNMAPPED_SCENARIO
                     unmapped.append(flow.name)
@@ -482,6 +504,16 @@ class Intake:
             }
         documents.insert_documents(conn, doc_rows)
         deliveries.insert_deliveries(conn, delivery_rows)
+        for flow_name, docs in skipped.items():
+            flow = self.topology.flows[flow_name]
+            events.add_event(
+                conn,
+                now,
+                "deliveries_skipped",
+                {"reason": "rollout", "count": len(docs), "documents": docs},
+                system=flow.target,
+                flow=flow_name,
+            )
         if duplicates:
             results = self._duplicates(conn, results, duplicates)
         return results

@@ -27,6 +27,9 @@ class HoldReason(StrEnum):
     PAUSED = "paused"
     BLOCKED = "blocked"
     UNMAPPED_SCENARIO = "unmapped_scenario"
+    ROLLOUT = "rollout"  # outside a flow's pilot, until its stage lets the document in
+    BATCHED = "batched"  # a file-exchange system: waiting for the next batch file
+    AWAITING_RESULT = "awaiting_result"  # sent in a batch file, waiting for its result file
 
 
 class DeadReason(StrEnum):

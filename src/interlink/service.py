@@ -142,6 +142,8 @@ class Hub:
         return self._engine
 
     async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispatcher.close_transports()  # the brokers' connections
         if self._transport is not None:
             await self._transport.close()
         self.store.close()
@@ -295,6 +297,11 @@ class Hub:
                     "by": row.actor,
                     "note": row.note,
                 }
+        # Features add fields to a flow's entry by hook (a rollout's stage and share).
+        for extra in self.hooks.flow_status:
+            for flow_name, fields in extra().items():
+                if flow_name in flows:
+                    flows[flow_name].update(fields)
         by_system = {row.system: row for row in breakers}
         # A feature that opens windows on systems (maintenance) reports them by hook.
         open_windows: dict[str, Any] = {}
@@ -314,7 +321,12 @@ class Hub:
             systems[name]["window"] = open_windows.get(name)
             # Nothing is sent to a system that is only a source: its "closed" means no breaker.
             systems[name]["role"] = self.topology.role(name)
-        return {"flows": flows, "systems": systems}
+        found: dict[str, Any] = {"flows": flows, "systems": systems}
+        # Features add top-level sections by hook (each source's lag); never over these two.
+        for section in self.hooks.status_sections:
+            for key, value in section().items():
+                found.setdefault(key, value)
+        return found
 
     def flow_hold(self, flow: str) -> Any | None:
         """The flow's hold row (``hold``, ``note``, ``actor``, ``since``) while it is held."""

@@ -100,6 +100,7 @@ async def test_typed_routes_answer_what_the_service_gives(api):
 DOWNLOADS = {
     "exportIncidents": {"text/csv", "text/markdown"},
     "getAttachment": {"application/octet-stream"},
+    "getChangeAttachment": {"application/octet-stream"},
     "getMaintenanceCalendar": {"text/calendar"},
     "getMetrics": {"text/plain"},
 }

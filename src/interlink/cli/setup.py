@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from interlink import environment
 from interlink.cli.common import ConfigOption, out, topology
 from interlink.config import DEFAULT_CONFIG_PATH, config_path
+from interlink.errors import ConfigError
 from interlink.example import ENV_FILE, write_env_file, write_example
 
 
@@ -59,6 +61,13 @@ def check(config: ConfigOption = None) -> None:
     )
     from interlink.features.contracts.lint import render
 
-    for warning in render(topo):
+    for warning in [*render(topo), *environment.render(topo)]:
         out.print(warning, markup=False)
+    from interlink.features.mapping.check import render as map_problems
+    from interlink.features.sources.check import render as source_problems
+
+    # Maps and sources that cannot work as written: errors, not warnings.
+    problems = map_problems(topo) + source_problems(topo)
+    if problems:
+        raise ConfigError(problems)
     out.print("ok")

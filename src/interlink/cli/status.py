@@ -38,6 +38,10 @@ def flow_table(data: dict[str, Any]) -> Table:
     table.add_column("delivered", justify="right")
     table.add_column("dead", justify="right")
     table.add_column("hold")
+    # File-exchange flows (docs/transports.md) also count their files; others have none.
+    files = any("files" in f for f in data["flows"].values())
+    if files:
+        table.add_column("files")
     for name, f in data["flows"].items():
         hold = f.get("hold")
         table.add_row(
@@ -49,8 +53,23 @@ def flow_table(data: dict[str, Any]) -> Table:
             str(f["delivered"]),
             Text(str(f["dead"]), style="red") if f["dead"] else "0",
             Text.assemble((hold["reason"], "yellow"), f" by {hold['by']}") if hold else "",
+            *([files_text(f.get("files"))] if files else []),
         )
     return table
+
+
+def files_text(files: dict[str, int] | None) -> Text | str:
+    """A file flow's files not sent yet and results overdue; empty for other flows."""
+    if files is None:
+        return ""
+    not_sent, overdue = files.get("not_sent", 0), files.get("result_overdue", 0)
+    if not not_sent and not overdue:
+        return Text("ok", style="green")
+    return Text.assemble(
+        *([(f"{not_sent} not sent", "yellow")] if not_sent else []),
+        *([", "] if not_sent and overdue else []),
+        *([(f"{overdue} result overdue", "red")] if overdue else []),
+    )
 
 
 def system_table(data: dict[str, Any], topology: Topology) -> Table:

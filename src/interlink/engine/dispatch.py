@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from interlink import tracing
 from interlink.clock import Clock
 from interlink.config import Flow, Topology
 from interlink.engine.circuit import Circuit
@@ -34,8 +35,10 @@ from interlink.engine.planner import Job, Sent
 from interlink.errors import ConfigError, TransportError
 from interlink.hooks import BodyMap
 from interlink.metrics import LATENCY, OUTCOMES
-from interlink.transports.base import MAX_RESPONSE_BODY, Request, Transport
-from interlink.transports.signing import Signer, SigningError, delivery_headers
+from interlink.transports import for_system
+from interlink.transports.base import MAX_RESPONSE_BODY, Request, Response, Transport
+from interlink.transports.signatures import Credentials, standard_secret
+from interlink.transports.signing import delivery_headers
 
 log = logging.getLogger("interlink.engine")
 
@@ -78,10 +81,11 @@ class Dispatcher:
         self.flows = dict(topology.flows)
         self.batch = topology.engine.batch
         self.declared = limits
-        self.secrets = {name: system.secret() for name, system in topology.systems.items()}
-        # Each secret keyed once, not per delivery; one that cannot sign keeps its reason, and
-        # fails each of its deliveries as ours (local_error), never the engine.
-        self._signers: dict[str, Signer | str] = {}
+        # system → its Standard Webhooks secret (drills and tests may set their own).
+        self.secrets = {name: standard_secret(system) for name, system in topology.systems.items()}
+        # Keys and TLS profiles loaded once, not per delivery; one that cannot be used keeps its
+        # reason, and fails each of its deliveries as ours (local_error), never the engine.
+        self._signers = Credentials(topology)
         # Where and how long, per flow: the same for every delivery of the flow.
         self._targets: dict[str, tuple[str, float] | str] = {}
         # A new worker holds nothing until the registry has granted it (loop.Registry).
@@ -106,6 +110,11 @@ class Dispatcher:
         self._latency = {name: LATENCY.labels(name) for name in self.flows}
         self._outcome_counters: dict[tuple[str, Outcome], Any] = {}
         self._sendq: asyncio.Queue[Job | None] = asyncio.Queue()
+        # system → the transport its deliveries go out on: the injected one (HTTP) unless the
+        # system is reached by a broker, which gets a connection of its own on first use.
+        self._transports: dict[str, Transport] = {}
+        # OpenTelemetry's tracer when an SDK is configured: a span per attempt (tests set theirs).
+        self.tracer = tracing.tracer()
 
     # -- shares ---------------------------------------------------------------------------
 
@@ -265,7 +274,7 @@ class Dispatcher:
             classified = local_error(f"request not built: {exc}")
         else:
             try:
-                response = await self.transport.send(request)
+                response = await self._send(flow, request)
             except TransportError as exc:
                 classified = classify_error(exc)
                 response_text = exc.message[:MAX_RESPONSE_BODY]
@@ -291,6 +300,36 @@ class Dispatcher:
         counter.inc()
         return Sent(job, started_at, elapsed * 1000, classified, status_code, response_text)
 
+    async def _send(self, flow: Flow, request: Request) -> Response:
+        """``request`` on its transport, as one traced attempt carrying its ``traceparent``."""
+        headers = dict(request.headers)
+        with tracing.attempt(self.tracer, flow.name, flow.target, headers) as span:
+            request.headers = headers
+            response = await self._transport_for(flow).send(request)
+            if span is not None:
+                span.set_attribute("delivery.status_code", response.status)
+            return response
+
+    def _transport_for(self, flow: Flow) -> Transport:
+        """The transport of ``flow``'s target: its own (a broker's, made once and reused by
+        every flow into it), else the injected HTTP transport."""
+        found = self._transports.get(flow.target)
+        if found is None:
+            found = for_system(self.topology.systems[flow.target]) or self.transport
+            self._transports[flow.target] = found
+        return found
+
+    async def close_transports(self) -> None:
+        """Close the systems' own transports (the injected one is its owner's to close); the
+        next send opens them again."""
+        own = [t for t in self._transports.values() if t is not self.transport]
+        self._transports.clear()
+        for transport in own:
+            try:
+                await transport.close()
+            except Exception:  # one broken connection must not keep the others open
+                log.exception("closing a transport failed")
+
     def _request(self, job: Job, started_at: datetime) -> Request:
         """The request for ``job``; ValueError (and kin) when it cannot be built or signed,
         ConfigError when its system has no URL."""
@@ -300,14 +339,8 @@ class Dispatcher:
             target = self._targets[flow.name] = self._target(flow)
         if isinstance(target, str):
             raise ConfigError([target])
-        signer = None
         secret = self.secrets.get(flow.target)
-        if secret is not None:
-            signer = self._signers.get(secret)
-            if signer is None:
-                signer = self._signers[secret] = _signer(secret)
-            if isinstance(signer, str):
-                raise SigningError(signer)
+        signer, tls = self._signers.of(flow.name, flow.target, secret, target[0])
         url, timeout = target
         body = job.body
         body_map = self.body_maps.get(flow.name)
@@ -326,6 +359,7 @@ class Dispatcher:
                 secret=signer,
             ),
             timeout=timeout,
+            tls=tls,
             checked=True,  # delivery_headers checked every value it put in
         )
 
@@ -336,11 +370,3 @@ class Dispatcher:
         except ConfigError as error:
             return "; ".join(error.problems)
         return url, self.topology.systems[flow.target].timeout.total_seconds()
-
-
-def _signer(secret: str) -> Signer | str:
-    """A signer for ``secret``, or why it cannot sign."""
-    try:
-        return Signer(secret)
-    except ValueError as error:
-        return f"signing failed: {error}"

@@ -461,6 +461,8 @@ class Engine:
                         buffers[job.flow.name].append(job)
             leftovers = [job for buf in buffers.values() for job in buf]
             await dispatcher.stop_senders(senders)
+            # The brokers' connections go with the loop; the hub closes the injected transport.
+            await dispatcher.close_transports()
             if leftovers:
                 with contextlib.suppress(InterlinkError):
                     await self._give_back(leftovers)

@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interlink.features.alerts import service as alerts
+from interlink.features.changes import service as changes
 from interlink.features.contracts import service as contracts
 from interlink.features.deadlines import service as deadlines
 from interlink.features.drills import service as drills
+from interlink.features.file_exchange import service as file_exchange
 from interlink.features.incidents import service as incidents
 from interlink.features.maintenance import service as maintenance
+from interlink.features.mapping import service as mapping
 from interlink.features.readiness import service as readiness
 from interlink.features.reconcile import service as reconcile
+from interlink.features.rollout import service as rollout
+from interlink.features.sources import service as sources
 
 if TYPE_CHECKING:
     import typer
@@ -179,6 +184,102 @@ def _reconcile_cli(app: typer.Typer) -> None:
     register(app)
 
 
+def _mapping_api() -> APIRouter:
+    from interlink.features.mapping.api import router
+
+    return router
+
+
+def _mapping_console() -> APIRouter:
+    from interlink.features.mapping.console import router
+
+    return router
+
+
+def _mapping_cli(app: typer.Typer) -> None:
+    from interlink.features.mapping.cli import register
+
+    register(app)
+
+
+def _rollout_api() -> APIRouter:
+    from interlink.features.rollout.api import router
+
+    return router
+
+
+def _rollout_console() -> APIRouter:
+    from interlink.features.rollout.console import router
+
+    return router
+
+
+def _rollout_sections() -> Mapping[str, Section]:
+    from interlink.features.rollout.console import rollout_stage
+
+    return {"rollout_stage": rollout_stage}
+
+
+def _rollout_cli(app: typer.Typer) -> None:
+    from interlink.features.rollout.cli import register
+
+    register(app)
+
+
+def _sources_api() -> APIRouter:
+    from interlink.features.sources.api import router
+
+    return router
+
+
+def _sources_console() -> APIRouter:
+    from interlink.features.sources.console import router
+
+    return router
+
+
+def _sources_cli(app: typer.Typer) -> None:
+    from interlink.features.sources.cli import register
+
+    register(app)
+
+
+def _file_exchange_api() -> APIRouter:
+    from interlink.features.file_exchange.api import router
+
+    return router
+
+
+def _file_exchange_cli(app: typer.Typer) -> None:
+    from interlink.features.file_exchange.cli import register
+
+    register(app)
+
+
+def _changes_api() -> APIRouter:
+    from interlink.features.changes.api import router
+
+    return router
+
+
+def _changes_console() -> APIRouter:
+    from interlink.features.changes.console import router
+
+    return router
+
+
+def _changes_sections() -> Mapping[str, Section]:
+    from interlink.features.changes.console import calendar_entries, recent_changes
+
+    return {"calendar_entries": calendar_entries, "recent_changes": recent_changes}
+
+
+def _changes_cli(app: typer.Typer) -> None:
+    from interlink.features.changes.cli import register
+
+    register(app)
+
+
 # The order is the order of installation (hooks run in it) and of the CLI's command groups.
 FEATURES: tuple[Feature, ...] = (
     Feature("alerts", alerts.install, docs="docs/alerts.md", api=_alerts_api, cli=_alerts_cli),
@@ -225,6 +326,47 @@ FEATURES: tuple[Feature, ...] = (
         docs="docs/reconcile.md",
         api=_reconcile_api,
         cli=_reconcile_cli,
+    ),
+    Feature(
+        "mapping",
+        mapping.install,
+        docs="docs/mapping.md",
+        api=_mapping_api,
+        console=_mapping_console,
+        cli=_mapping_cli,
+    ),
+    Feature(
+        "rollout",
+        rollout.install,
+        docs="docs/rollout.md",
+        api=_rollout_api,
+        console=_rollout_console,
+        sections=_rollout_sections,
+        cli=_rollout_cli,
+    ),
+    Feature(
+        "sources",
+        sources.install,
+        docs="docs/sources.md",
+        api=_sources_api,
+        console=_sources_console,
+        cli=_sources_cli,
+    ),
+    Feature(
+        "file_exchange",
+        file_exchange.install,
+        docs="docs/transports.md",
+        api=_file_exchange_api,
+        cli=_file_exchange_cli,
+    ),
+    Feature(
+        "changes",
+        changes.install,
+        docs="docs/changes.md",
+        api=_changes_api,
+        console=_changes_console,
+        sections=_changes_sections,
+        cli=_changes_cli,
     ),
 )
 

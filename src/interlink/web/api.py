@@ -390,6 +390,8 @@ def create_app(
     # created side by side (tests, the bench) do not register the same names twice.
     backlog_registry = CollectorRegistry(auto_describe=False)
     backlog_registry.register(BacklogCollector(hub))
+    for collector in hub.hooks.collectors:  # the features' gauges (a rollout's stage)
+        backlog_registry.register(collector)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
@@ -465,6 +467,11 @@ TAGS: list[dict[str, Any]] = [
     {"name": "alerts", "description": "Alert messages sent"},
     {"name": "contracts", "description": "Contracts, change impact and scenarios"},
     {"name": "reconcile", "description": "Reconciliation against a downstream's records"},
+    {"name": "files", "description": "Batch files to file-exchange systems and their results"},
+    {"name": "sources", "description": "Upstream sources polled for documents, their lag"},
+    {"name": "mapping", "description": "A flow's map: the body the downstream receives"},
+    {"name": "rollout", "description": "Pilot and full rollout of a flow, the promotion gate"},
+    {"name": "changes", "description": "Change notices, who they reach, acknowledgements"},
     {"name": "drills", "description": "Drill reports and go-live readiness"},
     {"name": "admin", "description": "Liveness and Prometheus metrics"},
 ]
@@ -524,6 +531,23 @@ OPERATION_IDS = {
     ("GET", "/api/v1/reconcile/runs"): "listReconcileRuns",
     ("GET", "/api/v1/reconcile/runs/{run_id}"): "getReconcileRun",
     ("POST", "/api/v1/reconcile/runs/{run_id}/repush"): "repushReconcileMissing",
+    ("GET", "/api/v1/files"): "listFiles",
+    ("GET", "/api/v1/changes"): "listChanges",
+    ("POST", "/api/v1/changes"): "announceChange",
+    ("GET", "/api/v1/changes/{change_id}"): "getChange",
+    ("POST", "/api/v1/changes/{change_id}/ack"): "acknowledgeChange",
+    ("POST", "/api/v1/changes/{change_id}/attachments"): "attachToChange",
+    ("GET", "/api/v1/changes/{change_id}/attachments/{attachment_id}"): "getChangeAttachment",
+    ("GET", "/api/v1/flows/{flow}/map/preview"): "previewMap",
+    ("GET", "/api/v1/rollout"): "listRolloutStages",
+    ("GET", "/api/v1/flows/{flow}/rollout"): "getFlowRollout",
+    ("POST", "/api/v1/flows/{flow}/rollout"): "setRolloutStage",
+    ("POST", "/api/v1/flows/{flow}/rollout/promote"): "promoteRollout",
+    ("GET", "/api/v1/sources"): "listSources",
+    ("GET", "/api/v1/sources/problems"): "listSourceProblems",
+    ("POST", "/api/v1/sources/{name}/poll"): "pollSource",
+    ("POST", "/api/v1/sources/{name}/pause"): "pauseSource",
+    ("POST", "/api/v1/sources/{name}/resume"): "resumeSource",
 }
 BEARER = "bearerAuth"
 

@@ -105,6 +105,34 @@ RULES: dict[str, Rule] = {
     "contract_published": Rule(
         "contract published", "affected", ALL_ROLES, severity="low", category="contract"
     ),
+    # File exchange (docs/transports.md): a batch file the downstream's server did not take,
+    # a result file missing by its deadline, result lines that match no line sent.
+    "file_send_failed": Rule(
+        "batch file not sent", "ends", ("dev", "ops"), incident=True, severity="high",
+        category="file_send_failed", action="interlink files list --flow {flow}",
+    ),
+    "file_result_missing": Rule(
+        "result file missing", "ends", ("dev", "ops", "business"), incident=True,
+        severity="high", category="file_result_missing",
+        action="interlink files fetch-results {flow}",
+    ),
+    "file_result_problems": Rule(
+        "result lines unmatched", "downstream", ("dev", "ops"), severity="medium",
+        category="file_result_problems", action="interlink files list",
+    ),
+    # Sources (docs/sources.md): Interlink pulls from the system named in detail["systems"].
+    "source_behind": Rule(
+        "source behind", "affected", ("dev", "ops"), incident=True, severity="medium",
+        category="source_behind", action="interlink sources",
+    ),
+    "source_unreachable": Rule(
+        "source unreachable", "affected", ("dev", "ops"), incident=True, severity="high",
+        category="source_unreachable", action="interlink sources",
+    ),
+    "source_rows_refused": Rule(
+        "source rows refused", "affected", ("product", "dev"), severity="medium",
+        category="rejected", action="interlink sources problems",
+    ),
 }  # fmt: skip
 
 # The incident a kind adds a timeline entry to instead of opening one: (its kind, the text).

@@ -11,6 +11,9 @@ further down the network that re-emit what they received. Pure functions over a 
   is affected, and then its affected fields are the matching ``field_out``; a flow without
   ``derives`` is a candidate path carrying everything. The walk continues while the next
   flow reads an affected field, and never visits a system twice on one path.
+- A flow with a ``map:`` reads what its map's lineage says, not its hand-written ``reads``:
+  each break names the downstream fields it breaks, and those fields (the names the next
+  system received) are what travels on, through ``derives`` or that system's own map.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from interlink.config import Flow, Topology
 from interlink.features.contracts.diff import Change
+from interlink.scenarios import when_fields
 
 EVERYTHING = "*"
 
@@ -45,19 +49,47 @@ def _wildcard(change_field: str, read: str) -> bool:
     return all(a in (b, "*") or b == "*" for a, b in zip(parts[:n], other[:n], strict=True))
 
 
-def _reads(flow: Flow) -> list[str]:
+def lineage(flow: Flow, topology: Topology | None = None) -> dict[str, list[str]]:
+    """A mapped flow's lineage; with the topology, a value chosen by scenario also reads the
+    fields the document type's scenarios match on."""
+    assert flow.map is not None
+    doc = topology.documents.get(flow.document) if topology is not None else None
+    return flow.map.lineage(when_fields(doc.scenarios) if doc is not None else ())
+
+
+def _reads(flow: Flow, topology: Topology | None = None) -> list[str]:
+    if flow.map is not None:
+        return sorted({s for sources in lineage(flow, topology).values() for s in sources})
     return list(flow.reads) if flow.reads is not None else [EVERYTHING]
 
 
-def reads_field(flow: Flow, change: Change) -> str | None:
+def _reads_some(flow: Flow) -> bool:
+    """Whether the flow says which fields it reads (a map or ``reads``), not everything."""
+    return flow.map is not None or flow.reads is not None
+
+
+def broken_downstream(
+    flow: Flow, fields: Iterable[str], topology: Topology | None = None
+) -> list[str]:
+    """The downstream fields of a mapped flow that read any of ``fields`` (deepest only)."""
+    fields = list(fields)
+    hit = [
+        target
+        for target, sources in lineage(flow, topology).items()
+        if any(f == EVERYTHING or touches(f, s) for f in fields for s in sources)
+    ]
+    return [t for t in hit if not any(o.startswith(t + ".") for o in hit)]
+
+
+def reads_field(flow: Flow, change: Change, topology: Topology | None = None) -> str | None:
     """The read field of ``flow`` that ``change`` touches, or None.
 
     A change at the document itself (opening its content model, say) touches only flows that
     read everything, except a change of the document's own type, which touches every flow.
     """
-    if change.field == "" and flow.reads is not None and not change.rule.startswith("type_"):
+    if change.field == "" and _reads_some(flow) and not change.rule.startswith("type_"):
         return None
-    for read in _reads(flow):
+    for read in _reads(flow, topology):
         if touches(change.field, read):
             return read
     return None
@@ -137,16 +169,26 @@ def assess(topology: Topology, document: str, changes: Iterable[Change]) -> Impa
         for change in changes:
             if not change.breaks_consumers:
                 continue
-            read = reads_field(flow, change)
-            if read is not None:
-                found.breaks.append({**change.to_json(), "read": read})
+            read = reads_field(flow, change, topology)
+            if read is None:
+                continue
+            broken = {**change.to_json(), "read": read}
+            if flow.map is not None:
+                broken["downstream"] = broken_downstream(
+                    flow, [change.field or EVERYTHING], topology
+                )
+                broken["message"] += f" (breaks {', '.join(broken['downstream'])} downstream)"
+            found.breaks.append(broken)
         (consumers.append(found) if found.breaks else unaffected.append(flow.name))
     producer_changes = [c for c in changes if c.breaks_producer]
     producers = sorted({f.source for f in flows}) if producer_changes else []
     paths: list[Path] = []
     for consumer in consumers:
         flow = topology.flows[consumer.flow]
-        fields = sorted({b["field"] or EVERYTHING for b in consumer.breaks})
+        if flow.map is not None:  # the next system received the map's field names
+            fields = sorted({d for b in consumer.breaks for d in b["downstream"]})
+        else:
+            fields = sorted({b["field"] or EVERYTHING for b in consumer.breaks})
         paths.extend(
             onward(topology, [flow.source, flow.target], [flow.name], fields, precise=True)
         )
@@ -180,7 +222,12 @@ def onward(
             next_fields, next_precise = carried, precise
         else:
             next_fields, next_precise = [EVERYTHING], False
-        if (
+        if flow.map is not None:
+            # What the next system receives: the map's fields that read an affected one.
+            next_fields = broken_downstream(flow, next_fields, topology)
+            if not next_fields:
+                continue
+        elif (
             flow.reads is not None
             and EVERYTHING not in next_fields
             and not any(touches(f, r) for f in next_fields for r in flow.reads)

@@ -114,7 +114,12 @@ def warnings(topology: Topology) -> list[tuple[Loc, str]]:
         incoming: set[str] = set()
         known = True
         for upstream in topology.flows_to(flow.source):
-            upstream_fields = fields_of.get(upstream.document)
+            # A mapped flow delivers its map's fields, not its document's.
+            upstream_fields = (
+                set(upstream.map.lineage())
+                if upstream.map is not None
+                else fields_of.get(upstream.document)
+            )
             if upstream_fields is None:
                 known = False
             else:

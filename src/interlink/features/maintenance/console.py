@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, Response
 
 from interlink.errors import InputError
 from interlink.features.maintenance.service import NAME as MAINTENANCE
-from interlink.features.maintenance.service import maintenance
+from interlink.features.maintenance.service import downstreams, maintenance
 from interlink.times import parse_time
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
 
@@ -35,12 +35,26 @@ class Day:
     in_month: bool
     today: bool
     windows: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # other features' (changes)
+
+
+def _touches(item: dict[str, Any], start: datetime, end: datetime) -> bool:
+    first, last = datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"])
+    if first == last:  # a moment (a change shipping) belongs to the day it falls on
+        return start <= first < end
+    return first < end and last > start
 
 
 def month_grid(
-    year: int, month: int, windows: list[dict[str, Any]], tz: tzinfo, today: date
+    year: int,
+    month: int,
+    windows: list[dict[str, Any]],
+    tz: tzinfo,
+    today: date,
+    entries: list[dict[str, Any]] | None = None,
 ) -> list[list[Day]]:
-    """Weeks (Monday first) of the month, each day with the windows that touch it in ``tz``."""
+    """Weeks (Monday first) of the month, each day with the windows that touch it in ``tz``
+    (and the other features' ``entries``)."""
     weeks = []
     for week in calendar.Calendar(firstweekday=0).monthdatescalendar(year, month):
         row = []
@@ -53,7 +67,8 @@ def month_grid(
                 if datetime.fromisoformat(w["start"]) < end
                 and datetime.fromisoformat(w["end"]) > start
             ]
-            row.append(Day(d, d.month == month, d == today, touching))
+            others = [e for e in entries or [] if _touches(e, start, end)]
+            row.append(Day(d, d.month == month, d == today, touching, others))
         weeks.append(row)
     return weeks
 
@@ -85,7 +100,7 @@ def _reports(ctx: Ctx) -> dict[int, dict[str, Any]]:
 
 
 def _downstreams(ctx: Ctx) -> list[str]:
-    return [name for name, s in ctx.hub.topology.systems.items() if s.url]
+    return downstreams(ctx.hub.topology)
 
 
 @router.get("/maintenance")
@@ -100,7 +115,7 @@ def calendar_page(ctx: Annotated[Ctx, Depends(viewer)], month: str | None = None
     shown = [w for w in windows if w["state"] != "cancelled"]
     return ctx.render(
         "maintenance.html",
-        weeks=month_grid(year, number, shown, tz, today),
+        weeks=month_grid(year, number, shown, tz, today, svc.other_entries()),
         month_label=f"{year:04d}-{number:02d}",
         prev_month=_shift(year, number, -1),
         next_month=_shift(year, number, 1),

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from interlink.config import parse_duration
+from interlink.config import System, Topology, parse_duration
 from interlink.engine.applier import load_holds, release_system
 from interlink.errors import InputError, NotFound
 from interlink.features.maintenance import queries
@@ -50,6 +50,17 @@ TRAFFIC_DAYS = 28
 SAMPLE = 20
 
 log = logging.getLogger(__name__)
+
+
+def receives(system: System) -> bool:
+    """Whether Interlink delivers to ``system``, by whatever transport: an HTTP system with a
+    url, or one reached by files or a message broker."""
+    return bool(system.url) or system.transport != "http"
+
+
+def downstreams(topology: Topology) -> list[str]:
+    """The systems a maintenance window can be announced for."""
+    return [name for name, system in topology.systems.items() if receives(system)]
 
 
 def reminder_lead(value: str | None = None) -> timedelta:
@@ -115,7 +126,22 @@ class Maintenance:
         flows_of = {
             name: [f.name for f in self.topology.flows_to(name)] for name in self.topology.systems
         }
-        return wa.ical(found, now, socket.gethostname() or "interlink", flows_of, self.tz)
+        host = socket.gethostname() or "interlink"
+        return wa.ical(found, now, host, flows_of, self.tz, self.other_entries())
+
+    def other_entries(self) -> list[dict[str, Any]]:
+        """What other features put on the calendar: their ``calendar_entries`` section, given
+        the hub. Read from the features the hub was given, since the registry that lists
+        them also lists this feature (importing it would be a cycle)."""
+        found: list[dict[str, Any]] = []
+        for feature in self.hub.features:
+            sections = getattr(feature, "sections", None)
+            if sections is None or feature.name not in self.hub.capabilities:
+                continue
+            contribute = sections().get("calendar_entries")
+            if contribute is not None:
+                found += contribute(self.hub)
+        return found
 
     def _json(self, w: Window, now: datetime) -> dict[str, Any]:
         data = wa.window_json(w, now, self.tz)
@@ -133,9 +159,9 @@ class Maintenance:
     def _system(self, name: str) -> Any:
         system = self.topology.systems.get(name)
         if system is None:
-            known = ", ".join(sorted(s for s, v in self.topology.systems.items() if v.url))
+            known = ", ".join(sorted(downstreams(self.topology)))
             raise InputError(f"unknown system {name!r} (downstream systems: {known or 'none'})")
-        if not system.url:
+        if not receives(system):
             raise InputError(
                 f"system {name!r} has no url: it receives nothing from Interlink, so there is "
                 "nothing to hold during its maintenance"

@@ -8,7 +8,7 @@ clock. Times are aware; the topology's time zone says what "Monday 09:00" means.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -264,8 +264,11 @@ def ical(
     host: str,
     flows_of: dict[str, list[str]],
     tz: tzinfo,
+    entries: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """An iCalendar feed of ``windows``; ``flows_of`` maps a system to the flows into it."""
+    """An iCalendar feed of ``windows``; ``flows_of`` maps a system to the flows into it.
+    ``entries`` are other features' calendar entries (``uid``, ``start``, ``end``,
+    ``summary``, ``description`` and ``created_at``, times in ISO 8601), such as changes."""
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -294,6 +297,20 @@ def ical(
             f"DESCRIPTION:{_ics_text(description)}",
             f"STATUS:{'CANCELLED' if w.cancelled else 'CONFIRMED'}",
             f"SEQUENCE:{1 if w.cancelled else 0}",
+            "END:VEVENT",
+        ]
+    for e in entries:
+        start, end = datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])
+        stamp = datetime.fromisoformat(e["created_at"]) if e.get("created_at") else now
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{e['uid']}@{host}",
+            f"DTSTAMP:{_ics_time(stamp)}",
+            f"DTSTART:{_ics_time(start)}",
+            *([f"DTEND:{_ics_time(end)}"] if end > start else []),  # none: a moment
+            f"SUMMARY:{_ics_text(e['summary'])}",
+            f"DESCRIPTION:{_ics_text(e.get('description', ''))}",
+            "STATUS:CONFIRMED",
             "END:VEVENT",
         ]
     lines.append("END:VCALENDAR")

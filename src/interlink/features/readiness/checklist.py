@@ -2,7 +2,8 @@
 
 The items (see docs/readiness.md): a contract; forward and reverse scenarios; an outage drill
 passed recently; product, dev and ops contacts on both ends; the downstream's maintenance
-notice and peak hours; alert channels that answer a test message; the downstream reachable.
+notice and peak hours; alert channels that answer a test message; the downstream reachable
+the way its deliveries go (HTTP, or the file exchange's folder or SFTP server).
 Each item is a pure function of what it looks at, so it is table-tested without a network;
 :func:`check` gathers the inputs (the drill record, a test message, a probe) for a hub.
 
@@ -13,6 +14,7 @@ the checklist does not pass while any item is not passed.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from interlink import times
-from interlink.config import Flow, System, Topology
+from interlink.config import FileExchangeSettings, Flow, System, Topology
+from interlink.errors import TransportError
 from interlink.features.drills import queries
+from interlink.features.file_exchange.places import place_for
 
 if TYPE_CHECKING:
     from interlink.service import Hub
@@ -33,6 +37,10 @@ FAILED = "failed"
 NOT_AVAILABLE = "not available"
 ROLES = ("product", "dev", "ops")
 DEFAULT_DRILL_WITHIN = timedelta(days=30)
+# Transports whose reachability is not checked: their transports offer no connection check.
+UNCHECKED = ("amqp", "nats")
+# Changes shipping this soon must have been acknowledged by everyone told (docs/changes.md).
+CHANGES_WITHIN = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -220,8 +228,30 @@ def alerts_item(installed: bool, results: dict[str, str] | None, error: str | No
 
 
 def reachable_item(system: System, answer: str | None, error: str | None) -> Item:
-    """``answer``: the HTTP status line the probe got; ``error``: why it got none."""
+    """``answer``: what answered the probe (for HTTP its status line; for files, each place
+    and what it allows); ``error``: why nothing did. A broker system (``amqp``, ``nats``) is
+    not checked: its transport offers no connection check yet."""
     name = "downstream reachable"
+    if system.transport in UNCHECKED:
+        return Item(
+            name,
+            NOT_AVAILABLE,
+            f"{system.name}: not checked for transport: {system.transport} (no connection "
+            "check for it yet)",
+            f"check by hand that {system.name}'s {system.transport} server accepts a "
+            "connection from this host",
+        )
+    if system.transport == "file":
+        if answer is not None:
+            return Item(name, PASSED, f"{answer} (no file sent)")
+        return Item(
+            name,
+            FAILED,
+            error or "no answer",
+            f"check systems.{system.name}.file_exchange: the folder exists and the service's "
+            "user may write to it; for SFTP, that the server is up and reachable from this "
+            "host and the user, key_file or password_env and known_hosts are right",
+        )
     if system.url is None:
         return Item(name, FAILED, f"{system.name} has no url", f"set systems.{system.name}.url")
     if answer is not None:
@@ -234,6 +264,29 @@ def reachable_item(system: System, answer: str | None, error: str | None) -> Ite
     )
 
 
+def changes_item(flow: Flow, due: Sequence[dict[str, Any]] | None, within: timedelta) -> Item:
+    """No change touching the flow ships within ``within`` with someone yet to acknowledge
+    it; ``due`` is None when the changes capability is not installed."""
+    name = "changes acknowledged"
+    days = f"{within.total_seconds() / 86400:g} days"
+    if due is None:
+        return Item(name, NOT_AVAILABLE, "the changes capability is not installed")
+    mine = [c for c in due if flow.name in c["flows"] or c["system"] in (flow.source, flow.target)]
+    if not mine:
+        return Item(name, PASSED, f"no change due in the next {days} awaits acknowledgement")
+    detail = "; ".join(
+        f"change {c['id']} ({c['title']}) ships {c['at_local']}: not acknowledged by "
+        + ", ".join(c["unacknowledged"])
+        for c in mine
+    )
+    return Item(
+        name,
+        FAILED,
+        detail,
+        f"ask them to acknowledge (`interlink change show {mine[0]['id']}` lists who has not)",
+    )
+
+
 def flow_items(
     topology: Topology,
     flow: Flow,
@@ -243,6 +296,7 @@ def flow_items(
     alerts: Item,
     probe: tuple[str | None, str | None],
     drill_files: Sequence[str] = (),
+    changes: Item | None = None,
 ) -> list[Item]:
     target = topology.systems[flow.target]
     return [
@@ -253,6 +307,7 @@ def flow_items(
         notice_item(target),
         alerts,
         reachable_item(target, *probe),
+        *([changes] if changes is not None else []),
     ]
 
 
@@ -275,6 +330,56 @@ async def probe(url: str, timeout: float) -> tuple[str | None, str | None]:
         return None, f"cannot connect: {e.os_error.strerror if e.os_error else e}"
     except (aiohttp.ClientError, OSError, ValueError) as e:
         return None, " ".join(str(e).split()) or type(e).__name__
+
+
+async def probe_system(system: System) -> tuple[str | None, str | None]:
+    """Probe ``system`` the way its deliveries reach it, sending nothing: (answer, None) or
+    (None, why)."""
+    if system.transport == "file" and system.file_exchange is not None:
+        return await probe_files(system.file_exchange)
+    if system.transport in UNCHECKED:
+        return None, None
+    if not system.url:
+        return None, "no url"
+    return await probe(system.url, system.timeout.total_seconds())
+
+
+async def probe_files(settings: FileExchangeSettings) -> tuple[str | None, str | None]:
+    """The batch files' place must take a file, the results' place be readable: a folder
+    that exists with those rights, or an SFTP server that logs us in (with the configured
+    user, key or password and known hosts) and lists the folder, within
+    ``connect_timeout``."""
+    places = {settings.location: "write"}
+    if settings.results is not None and settings.results.location:
+        places.setdefault(settings.results.location, "read")
+    found = []
+    for where, need in places.items():
+        if where.startswith("sftp://"):
+            timeout = settings.connect_timeout.total_seconds()
+            try:
+                await asyncio.wait_for(place_for(settings, where).names("*"), timeout)
+            except TimeoutError:
+                return None, f"{where}: no answer within {timeout:g}s"
+            except TransportError as e:
+                return None, e.message
+            found.append(f"{where}: logged in and listed the folder")
+            continue
+        problem = await asyncio.to_thread(_folder_problem, Path(where), need)
+        if problem:
+            return None, f"{where}: {problem}"
+        found.append(f"{where}: a folder this host may {need}")
+    return "; ".join(found), None
+
+
+def _folder_problem(folder: Path, need: str) -> str | None:
+    if not folder.exists():
+        return "no such folder"
+    if not folder.is_dir():
+        return "not a folder"
+    mode = os.W_OK if need == "write" else os.R_OK
+    if not os.access(folder, mode | os.X_OK):
+        return f"this host's user may not {need} in it"
+    return None
 
 
 async def _alerts(hub: Hub) -> Item:
@@ -303,16 +408,10 @@ async def check(
     now: datetime = hub.clock.now()
     since = now - within
     targets = sorted({f.target for f in flows})
-    probes = await asyncio.gather(
-        *(
-            probe(topology.systems[t].url or "", topology.systems[t].timeout.total_seconds())
-            if topology.systems[t].url
-            else _none()
-            for t in targets
-        )
-    )
+    probes = await asyncio.gather(*(probe_system(topology.systems[t]) for t in targets))
     by_target = dict(zip(targets, probes, strict=True))
     alerts = await _alerts(hub)
+    due = await asyncio.to_thread(_changes_due, hub)
     runs = await hub.store.read(
         lambda conn: {
             f.name: queries.last_outage_pass(conn, f.name, f.target, since) for f in flows
@@ -328,6 +427,7 @@ async def check(
             alerts=alerts,
             probe=by_target[f.target],
             drill_files=[] if runs[f.name] is not None else drill_files_for(topology, f),
+            changes=changes_item(f, due, CHANGES_WITHIN),
         )
         out.append(
             {
@@ -346,5 +446,9 @@ async def check(
     }
 
 
-async def _none() -> tuple[str | None, str | None]:
-    return None, "no url"
+def _changes_due(hub: Hub) -> list[dict[str, Any]] | None:
+    if "changes" not in hub.capabilities:
+        return None
+    from interlink.features.changes.service import changes
+
+    return changes(hub).unacknowledged_due(CHANGES_WITHIN)

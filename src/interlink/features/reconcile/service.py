@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from interlink.config import Flow, ReconcileColumns, ReconcileSettings
+from interlink.config import Flow, ReconcileColumns, ReconcileSettings, Topology
 from interlink.errors import InputError, NotFound
 from interlink.features.reconcile import queries, sources
 from interlink.features.reconcile.matching import CATEGORIES, ERRORS, Item, Ours, Rules, match_key
@@ -153,6 +153,31 @@ def settings_for(flow: Flow) -> ReconcileSettings:
     return flow.reconcile or ReconcileSettings()
 
 
+def mapped_records(
+    topology: Topology, flow: Flow, settings: ReconcileSettings
+) -> tuple[bool, dict[str, str]]:
+    """What the downstream records when the flow's map reshaped what it received
+    (docs/mapping.md): whether its amounts are in fen (the map writes our ``amount`` field as
+    ``fen``), and the statuses it records for ours (the code table the map writes the status
+    field through: by value, and by each scenario that matches one value of it)."""
+    doc = topology.documents.get(flow.document)
+    if flow.map is None or doc is None:
+        return False, {}
+    fen = False
+    statuses: dict[str, str] = {}
+    for spec in flow.map.fields.values():
+        if doc.amount and spec.path == doc.amount and spec.format == "fen":
+            fen = True
+        table = topology.code_tables.get(spec.code or "")
+        if spec.path == settings.status_field and table is not None:
+            statuses.update(table)
+            for scenario in doc.scenarios:
+                value = scenario.when.get(settings.status_field)
+                if isinstance(value, str) and value in table:
+                    statuses[scenario.name] = table[value]
+    return fen, statuses
+
+
 def parse_map(text: str | None) -> dict[str, str]:
     """``key=COL,amount=COL`` → {"key": "COL", "amount": "COL"}; ``date=`` unmaps a column
     the flow's config maps."""
@@ -282,9 +307,10 @@ class Reconciler:
         if since is not None and until is not None and since >= until:
             raise InputError("the period is empty: --since must be before --until")
         mapping = ReconcileColumns(**{**settings.map.model_dump(), **(columns or {})})
+        fen, mapped_statuses = mapped_records(self.hub.topology, topo_flow, settings)
         rules = Rules(
             tolerance=tolerance if tolerance is not None else Decimal(settings.tolerance),
-            status_map=dict(settings.status_map),
+            status_map=dict(settings.status_map) or mapped_statuses,
             by_revision=False,
         )
         started = self.hub.clock.now()
@@ -293,7 +319,7 @@ class Reconciler:
         report = Report(flow, records.name, since, until, encoding=records.encoding)
         table = _TheirsTable()
         try:
-            self._load(records, normalizer, table, report)
+            self._load(records, normalizer, table, report, fen=fen)
             self._compare(topo_flow, settings, rules, table, report)
         finally:
             table.close()
@@ -309,7 +335,10 @@ class Reconciler:
         normalizer: sources.Normalizer,
         table: _TheirsTable,
         report: Report,
+        *,
+        fen: bool = False,
     ) -> None:
+        """``fen``: the downstream records amounts in fen (a mapped flow); read them in yuan."""
         batch: list[tuple[Any, ...]] = []
         rows = 0
         convert = normalizer.convert
@@ -321,6 +350,8 @@ class Reconciler:
                     if len(report.problems) < PROBLEM_LIMIT:
                         report.problems.append(row)
                 continue
+            if fen and row[2] is not None:
+                row = (row[0], row[1], str(Decimal(row[2]).scaleb(-2)), *row[3:])
             rows += 1
             batch.append(row)
             if len(batch) >= BATCH:

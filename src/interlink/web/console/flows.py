@@ -13,7 +13,7 @@ from interlink.service import DeliveryFilter
 from interlink.web.console import charts
 from interlink.web.console.documents import MAX_ID
 from interlink.web.console.render import ConsoleRoute, Ctx, operator_form, viewer
-from interlink.web.console.sections import upcoming_windows
+from interlink.web.console.sections import rollout_stage, upcoming_windows
 from interlink.web.console.systems import on_duty
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -133,6 +133,7 @@ def flow_page(
         total=total(ctx, f, reasons),
         down=ctx.hub.why_down(flow.target),
         window=window,
+        rollout=rollout_stage(ctx, name),
         call=on_duty(ctx.hub.topology.systems[flow.target].contacts),
         rows=rows,
         values=values,

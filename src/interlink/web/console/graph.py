@@ -42,6 +42,8 @@ class EdgeState:
     pending: int
     held: int
     dead: int
+    stage: str | None = None  # a rolled-out flow's stage: pilot | full | off (docs/rollout.md)
+    share: float | None = None  # its pilot's share of keys, in percent
 
 
 def system_state(system: Mapping[str, Any], window: bool) -> str:
@@ -101,9 +103,19 @@ def states(
         state, reason = flow_state(entry, target.state if target else "up", name in failing_flows)
         held = sum((entry.get("held") or {}).values())
         pending = entry.get("pending", 0) + entry.get("in_flight", 0)
+        rollout = entry.get("rollout") or {}
         edges.append(
             EdgeState(
-                name, flow.source, flow.target, state, reason, pending, held, entry.get("dead", 0)
+                name,
+                flow.source,
+                flow.target,
+                state,
+                reason,
+                pending,
+                held,
+                entry.get("dead", 0),
+                rollout.get("stage"),
+                rollout.get("share"),
             )
         )
     return nodes, edges
@@ -139,10 +151,15 @@ def dot_source(
             f"{n} {labels.get(word, word)}"
             for n, word in ((e.pending, "pending"), (e.held, "held"), (e.dead, "dead"))
         )
+        stage = ""
+        if e.stage is not None:
+            stage = "\\n" + labels.get(f"stage.{e.stage}", e.stage)
+            if e.stage == "pilot" and e.share is not None:
+                stage += f" {e.share:g}%"
         g.edge(
             e.source,
             e.target,
-            label=f"{e.flow}\\n{counts}\\n[{state_label}]",
+            label=f"{e.flow}\\n{counts}\\n[{state_label}]{stage}",
             id=f"flow-{e.flow}",
             color=COLOURS[e.state],
             fontcolor=COLOURS[e.state],

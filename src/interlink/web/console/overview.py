@@ -76,6 +76,7 @@ def overview(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
     )
     labels = {f"state.{s}": ctx.w("state", s) for s in TERMS["state"]}
     labels |= {word: ctx.t(word) for word in ("pending", "held", "dead")}
+    labels |= {f"stage.{s}": ctx.w("stage", s) for s in TERMS.get("stage", {})}
     try:
         svg: str | None = graph.render_svg(
             graph.dot_source(nodes, edges, labels), ctx.state.svg_cache

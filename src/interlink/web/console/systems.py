@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from interlink.config import Contact
 from interlink.web.console import graph
 from interlink.web.console.render import ConsoleRoute, Ctx, viewer
-from interlink.web.console.sections import upcoming_windows
+from interlink.web.console.sections import recent_changes, upcoming_windows
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -33,6 +33,7 @@ def on_duty(contacts: Sequence[Contact]) -> list[Contact]:
 def systems_page(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
     status = ctx.hub.status()
     windows = upcoming_windows(ctx)
+    changes = recent_changes(ctx)
     active = {w["system"] for w in windows if w.get("active")}
     topo = ctx.hub.topology
     rows = []
@@ -49,6 +50,7 @@ def systems_page(ctx: Annotated[Ctx, Depends(viewer)]) -> Response:
                 "inbound": [f for f in topo.flows.values() if f.target == name],
                 "outbound": [f for f in topo.flows.values() if f.source == name],
                 "windows": [w for w in windows if w["system"] == name],
+                "changes": [c for c in changes if name == c["system"] or name in c["systems"]][:5],
             }
         )
     return ctx.render("systems.html", rows=rows, incidents="incidents" in ctx.hub.capabilities)
