@@ -444,3 +444,49 @@ async def test_over_sftp_with_a_password_and_fixed_width_results(
         assert hub.delivery(hub.document(docs[1]["id"]).deliveries[0].id).last_error == "冻结账户"
     finally:
         await hub.close()
+
+
+async def test_a_flow_with_a_map_writes_the_banks_shape(
+    write_topology: Callable[[str], Topology], tmp_path: Path, clock: FakeClock, database: str
+) -> None:
+    """The file's columns read the mapped body, as HTTP would send it; a document the map
+    cannot map goes dead as ours and the others still go."""
+    for name in ("out", "in"):
+        (tmp_path / name).mkdir()
+    text = (
+        topology_text("out", "in")
+        .replace(
+            """        - {name: order_no, field: order_no}
+        - {name: amount, field: amount}
+        - {name: payee, field: payee}""",
+            """        - {name: 单号, field: 单号}
+        - {name: 金额分, field: 金额}
+        - {name: 类型, field: 类型}""",
+        )
+        .replace("        key: order_no\n", "        key: 单号\n")
+        .replace(
+            "    retry: [10m, 1h]\n",
+            """    retry: [10m, 1h]
+    map:
+      fields:
+        单号: order_no
+        金额: {path: amount, format: fen}
+        类型: {path: kind, code: kinds}
+code_tables:
+  kinds: {pay: "01", refund: "02"}
+""",
+        )
+    )
+    hub = Hub(write_topology(text), clock=clock, features=FEATURES)
+    try:
+        docs = await submit(hub, pay("M1", "12.34"), pay("M2", "5.00", kind="gift"))
+        ids = [d["id"] for d in docs]
+        clock.set(CUT)
+        await file_exchange(hub).tick()
+        lines = (tmp_path / "out" / "PAY_20260105_001.csv").read_bytes().decode("gbk")
+        assert lines.splitlines() == ["单号,金额分,类型", "M1,1234,01"]
+        assert states(hub, ids) == ["held: awaiting_result", "dead: local_error"]
+        gift = hub.delivery(hub.document(ids[1]).deliveries[0].id)
+        assert "类型" in (gift.last_error or "") and "gift" in (gift.last_error or "")
+    finally:
+        await hub.close()

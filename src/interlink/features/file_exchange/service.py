@@ -163,15 +163,23 @@ class FileExchange:
         if not rows:
             return None
         found = documents.payloads(conn, [r.document_id for r in rows])
+        # A flow with a map writes the downstream's shape of each document, as HTTP sends it.
+        body_map = self.hub.hooks.body_maps.get(flow.name)
+        unmapped: dict[int, str] = {}
         items = []
         for r in rows:
+            doc = found.get(r.document_id)
+            text = doc.payload if doc is not None else "{}"
             try:
-                payload = json.loads(found[r.document_id].payload)
-            except (KeyError, ValueError):
+                payload = json.loads(text if body_map is None else body_map(text.encode()))
+            except ValueError as error:
+                if body_map is not None:
+                    unmapped[r.id] = f"request not built: {error}"
+                    continue
                 payload = {}
             items.append(Item(r.id, r.document_id, r.key, r.revision, payload))
         batch = fileformat.render(settings, items)
-        for delivery_id, why in batch.refused.items():
+        for delivery_id, why in {**unmapped, **batch.refused}.items():
             queries.fail_local(conn, delivery_id, why, now)
             events.add_event(
                 conn,
