@@ -9,6 +9,7 @@ sandbox's books.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -304,3 +305,137 @@ def coverage(
             )
             row[flow] = "passed" if ok else "exercised"
     return matrix
+
+
+def outbox_taken(
+    drill: Drill,
+    source: str,
+    rows: Sequence[tuple[int, str]],
+    documents: Sequence[dict[str, Any]],
+    refused: Sequence[str],
+    deliveries: Sequence[dict[str, Any]],
+    received: Sequence[Received],
+) -> Check:
+    """Every outbox row the drill wrote became exactly one document, and each of that
+    document's deliveries was booked exactly once by its sandbox: rows = documents = bookings.
+    ``rows``: (row id, origin); ``refused``: the row references intake refused."""
+    name = f"every row of the {source} outbox taken once and delivered once"
+    prefix = f"key:{source}#"
+    by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for doc in documents:
+        if str(doc["identity"]).startswith(prefix):
+            by_row[str(doc["identity"])[len(prefix) :].split("@", 1)[0]].append(doc)
+    refused_set = set(refused)
+    missing = [
+        f"row {row_id} ({origin})"
+        for row_id, origin in rows
+        if str(row_id) not in by_row and str(row_id) not in refused_set
+    ]
+    twice = [
+        f"row {row_id}: {len(by_row[str(row_id)])} documents"
+        for row_id, _ in rows
+        if len(by_row.get(str(row_id), [])) > 1
+    ]
+    ours = {doc["id"] for docs in by_row.values() for doc in docs}
+    booked: dict[tuple[str, str], int] = defaultdict(int)
+    for r in received:
+        if r.booked:
+            booked[(r.system, r.document_id)] += 1
+    counted: dict[str, int] = defaultdict(int)
+    wrong: list[str] = []
+    for d in deliveries:
+        if d["document_id"] not in ours or expected_dead(drill, d) or expected_held(drill, d):
+            continue
+        times = booked.get((d["system"], d["document_id"]), 0)
+        if times == 1:
+            counted[d["flow"]] += 1
+        else:
+            wrong.append(f"{d['flow']} {d['key']} r{d['revision']}: booked {times} times")
+    flows = ", ".join(f"{n} on {f}" for f, n in sorted(counted.items())) or "none booked"
+    evidence = f"{len(rows)} rows → {len(ours)} documents → {flows}"
+    if refused:
+        evidence += f"; {len(refused)} rows refused at intake"
+    details = []
+    if missing:
+        details.append(f"rows that became no document: {_some(missing)}")
+    if twice:
+        details.append(f"rows taken twice: {_some(twice)}")
+    if refused:
+        details.append(f"refused rows: {_some([f'row {r}' for r in refused])}")
+    if wrong:
+        details.append(f"not booked exactly once: {_some(wrong)}")
+    ok = bool(rows) and not missing and not twice and not refused and not wrong
+    return Check(name, PASSED if ok else FAILED, evidence, details)
+
+
+@dataclass(frozen=True)
+class Unmappable:
+    """The map could not map a document: why."""
+
+    reason: str
+
+
+def mapped_bodies(
+    drill: Drill,
+    flows: Sequence[FlowPath],
+    received: Sequence[Received],
+    expected: dict[tuple[str, str], Any],
+    deliveries: Sequence[dict[str, Any]],
+) -> Check:
+    """Every body the sandboxes booked on a mapped flow is exactly what the flow's map makes
+    of its document. ``expected``: (flow, document id) → the mapped body, or Unmappable."""
+    where = {(f.system, f.path): f.name for f in flows}
+    names = ", ".join(f.name for f in flows)
+    checked = 0
+    wrong: list[str] = []
+    for r in received:
+        flow = where.get((r.system, r.path))
+        if flow is None or not r.booked:
+            continue
+        want = expected.get((flow, r.document_id))
+        checked += 1
+        if isinstance(want, Unmappable) or want is None:
+            wrong.append(f"{flow} {r.key} r{r.revision}: booked, but its map fails")
+        elif r.payload != want:
+            wrong.append(f"{flow} {r.key} r{r.revision}: {_difference(want, r.payload)}")
+    mapped_flows = {f.name for f in flows}
+    unmapped = [
+        f"{d['flow']} {d['key']} r{d['revision']}: {d.get('last_error') or d['reason']}"
+        for d in deliveries
+        if d["flow"] in mapped_flows
+        and d["status"] == "dead"
+        and d["reason"] == "local_error"
+        and not expected_dead(drill, d)
+    ]
+    name = f"bodies in the downstream's shape ({names})"
+    evidence = f"{checked - len(wrong)} of {checked} booked bodies are the map's output"
+    details = []
+    if wrong:
+        details.append(f"not the map's output: {_some(wrong)}")
+    if unmapped:
+        evidence += f"; {len(unmapped)} documents could not be mapped"
+        details.append(f"could not be mapped: {_some(unmapped)}")
+    if checked == 0:
+        evidence = "no body was booked on a mapped flow: nothing shows the map"
+    ok = checked > 0 and not wrong and not unmapped
+    return Check(name, PASSED if ok else FAILED, evidence, details)
+
+
+def _difference(want: Any, got: Any, path: str = "$") -> str:
+    """Where ``got`` first differs from ``want``, in words."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        for key in list(want) + [k for k in got if k not in want]:
+            if key not in got:
+                return f"{path}.{key} missing"
+            if key not in want:
+                return f"{path}.{key} not in the map's output"
+            if want[key] != got[key]:
+                return _difference(want[key], got[key], f"{path}.{key}")
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        for i, (a, b) in enumerate(zip(want, got, strict=True)):
+            if a != b:
+                return _difference(a, b, f"{path}[{i}]")
+    return (
+        f"{path} is {json.dumps(got, ensure_ascii=False)[:80]}, the map makes "
+        + json.dumps(want, ensure_ascii=False)[:80]
+    )

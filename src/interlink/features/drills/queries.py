@@ -152,3 +152,41 @@ def unsettled(conn: Connection) -> int:
             select(func.count()).where(deliveries.c.status.in_(_ON_THEIR_WAY))
         ).scalar_one()
     )
+
+
+def rehearsal_documents(conn: Connection) -> list[Any]:
+    """Every document of the rehearsal, with its identity and stored body."""
+    return list(
+        conn.execute(
+            select(
+                documents.c.id,
+                documents.c.type,
+                documents.c.key,
+                documents.c.revision,
+                documents.c.identity,
+                documents.c.source,
+                documents.c.payload,
+            ).order_by(documents.c.received_at, documents.c.id)
+        )
+    )
+
+
+def file_bookings(conn: Connection) -> list[Any]:
+    """Which delivery each line of each batch file carries (the hub's own record)."""
+    from interlink.features.file_exchange.tables import file_batches, file_lines
+
+    return list(
+        conn.execute(
+            select(
+                file_batches.c.system,
+                file_batches.c.name,
+                file_lines.c.line,
+                deliveries.c.document_id,
+                deliveries.c.flow,
+                deliveries.c.key,
+                deliveries.c.revision,
+            )
+            .join(file_lines, file_lines.c.batch_id == file_batches.c.id)
+            .join(deliveries, deliveries.c.id == file_lines.c.delivery_id)
+        )
+    )

@@ -44,6 +44,18 @@ def verdict(report: dict[str, Any]) -> str:
     return "PASSED" if report["passed"] else "FAILED"
 
 
+def outbox_line(report: dict[str, Any]) -> str | None:
+    """Where the documents came from, for a drill fed through an outbox."""
+    box = report.get("outbox")
+    if not box:
+        return None
+    marked = "" if box["marked_taken"] is None else f", {box['marked_taken']} marked taken"
+    return (
+        f"outbox: {box['rows']} rows written to the drill's table {box['table']}, "
+        f"{box['documents']} taken by source {box['source']}{marked}"
+    )
+
+
 def _what(event: dict[str, Any]) -> str:
     """The event's title, with the downstream's answer when it carries one."""
     detail = event.get("detail") or {}
@@ -82,6 +94,8 @@ def terminal(report: dict[str, Any], console: Console) -> None:
         + ", ".join(f"{n} {status}" for status, n in sorted(report["deliveries"].items())),
         markup=False,
     )
+    if outbox_line(report):
+        console.print(outbox_line(report), markup=False)
     table = Table(title="expectations", title_justify="left")
     table.add_column("")
     table.add_column("expectation")
@@ -276,6 +290,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- documents: {docs['accepted']} accepted of {docs['planned']}, "
         f"{len(docs['refused'])} refused at intake",
         "- deliveries: " + ", ".join(f"{n} {s}" for s, n in sorted(report["deliveries"].items())),
+        *([f"- {outbox_line(report)}"] if outbox_line(report) else []),
         "",
         "## Expectations",
         "",
@@ -370,6 +385,8 @@ def html(report: dict[str, Any]) -> str:
         + e(", ".join(f"{n} {s}" for s, n in sorted(report["deliveries"].items())))
         + ".</p>"
     )
+    if outbox_line(report):
+        out.append(f"<p>{e(outbox_line(report) or '')}</p>")
     out += [
         "<h2>Expectations</h2>",
         "<table><tr><th>result</th><th>expectation</th><th>evidence</th></tr>",

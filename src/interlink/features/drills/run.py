@@ -6,6 +6,11 @@ if any url the engine could use is not a sandbox's), submits the drill's documen
 rate while the sandboxes play their timelines, waits until every delivery has ended (or the
 time limit), and returns the report as plain data (:mod:`.report` renders it).
 
+A target that takes files gets a :class:`~.files.FileSandbox` (a folder, or an SFTP server
+on loopback) and the file exchange is driven at a drill's pace; a drill with ``outbox:``
+writes its documents as rows of a table of its own in a scratch database
+(:class:`~.outbox.DrillOutbox`) and the sources feature's loop takes them, as in production.
+
 What must never leave the drill: contacts lose their mail and chat channels and the SMTP
 settings are dropped, and no background loop (the alerter) runs; the alerts are worked out
 from the events table of the temporary store and shown, not sent.
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -23,13 +30,17 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from interlink.clock import SystemClock
-from interlink.config import Flow, Topology
-from interlink.errors import ConfigError, InterlinkError
+from interlink.config import FileExchangeSettings, Flow, SourceSettings, Topology
+from interlink.errors import ConfigError, InputError, InterlinkError
 from interlink.features.drills import queries
 from interlink.features.drills.expectations import (
     FAILED,
@@ -37,18 +48,25 @@ from interlink.features.drills.expectations import (
     PASSED,
     Check,
     FlowPath,
+    Unmappable,
     coverage,
     evaluate,
     held_as_expected,
+    mapped_bodies,
+    outbox_taken,
 )
-from interlink.features.drills.sandbox import Sandbox
+from interlink.features.drills.files import FileSandbox
+from interlink.features.drills.outbox import DrillOutbox
+from interlink.features.drills.sandbox import Received, Sandbox
 from interlink.features.drills.spec import (
     Drill,
     DrillFile,
     check_against,
+    find_source,
     render_payload,
     resolve_type,
 )
+from interlink.features.file_exchange import queries as file_queries
 from interlink.intake import Item
 from interlink.service import FeatureLike, Hub
 from interlink.store.db import Store, open_store
@@ -56,6 +74,10 @@ from interlink.transports import default_transport
 
 BUCKET = 0.1  # seconds per bar of the timeline chart
 POLL = 0.05
+FILE_TICK = 0.1  # a round of the file exchange
+CUT_EVERY = 0.3  # a batch file from whatever waits
+
+log = logging.getLogger(__name__)
 
 
 class DrillRefused(InterlinkError):
@@ -148,11 +170,19 @@ def _read_file(path: Path) -> list[tuple[str, str | None, dict[str, Any]]]:
 
 
 def sandboxed_topology(
-    topology: Topology, spec: DrillFile, urls: dict[str, str], database: str
+    topology: Topology,
+    spec: DrillFile,
+    urls: dict[str, str],
+    database: str,
+    *,
+    files: dict[str, FileSandbox] | None = None,
+    source: SourceSettings | None = None,
 ) -> Topology:
     """A copy of ``topology`` for the rehearsal: only the drill's flows, every target's url
-    replaced by its sandbox, no contact channel and no SMTP, the drill's overrides applied."""
+    replaced by its sandbox (a file-taking target's folders by its sandbox's), no source but
+    the drill's own outbox, no contact channel and no SMTP, the drill's overrides applied."""
     drill = spec.drill
+    files = files or {}
     systems = {}
     for name, system in topology.systems.items():
         update: dict[str, Any] = {
@@ -160,7 +190,15 @@ def sandboxed_topology(
             "contacts": [
                 c.model_copy(update={"email": None, "notify": None}) for c in system.contacts
             ],
+            "sources": {
+                n: source for n in system.sources if source is not None and n == source.name
+            },
         }
+        if name in files and system.file_exchange is not None:
+            update["file_exchange"] = _file_settings(system.file_exchange, files[name])
+        elif system.transport == "file":
+            # Not a target of the drill: no flow sends it anything, and no file is read.
+            update.update(transport="http", file_exchange=None)
         override = drill.overrides.systems.get(name)
         if override is not None:
             update.update({k: v for k, v in override.model_dump().items() if v is not None})
@@ -188,9 +226,60 @@ def sandboxed_topology(
     )
 
 
-def assert_sandboxed(topology: Topology, urls: dict[str, str]) -> None:
-    """Refuse to start unless every url the engine could use is one of the sandboxes'."""
+def _file_settings(settings: FileExchangeSettings, sandbox: FileSandbox) -> FileExchangeSettings:
+    """The system's file exchange, sending to and reading from its sandbox (a folder, or the
+    sandbox's SFTP server with the drill's own keys), cut by the drill (no schedule) and its
+    results looked for every round."""
+    results = settings.results
+    if results is not None:
+        results = results.model_copy(
+            update={
+                "location": sandbox.results_location if results.location is not None else None,
+                "poll": timedelta(milliseconds=100 if sandbox.sftp is None else 250),
+            }
+        )
+    sftp = sandbox.sftp
+    return settings.model_copy(
+        update={
+            "location": sandbox.location,
+            "user": None,
+            "password_env": None,
+            "key_file": sftp.key_file if sftp is not None else None,
+            "known_hosts": sftp.known_hosts if sftp is not None else None,
+            "schedule": [],
+            "results": results,
+        }
+    )
+
+
+def assert_sandboxed(
+    topology: Topology,
+    urls: dict[str, str],
+    folders: Sequence[str] = (),
+    source: SourceSettings | None = None,
+) -> None:
+    """Refuse to start unless every url the engine could use is one of the sandboxes', every
+    folder files go to or come from is a sandbox's, and the only source is the drill's own
+    outbox."""
     allowed = set(urls.values())
+    for name, system in topology.systems.items():
+        for source_name, settings in system.sources.items():
+            if source is None or settings != source:
+                raise DrillRefused(
+                    f"refusing to run: source {source_name} of {name} would read "
+                    "something that is not the drill's own outbox"
+                )
+        exchange = system.file_exchange
+        if system.transport == "file" and exchange is not None:
+            places = [exchange.location]
+            if exchange.results is not None and exchange.results.location is not None:
+                places.append(exchange.results.location)
+            for place in places:
+                if place not in folders:
+                    raise DrillRefused(
+                        f"refusing to run: system {name} would take files at {place}, "
+                        "which is not a drill sandbox"
+                    )
     for name, system in topology.systems.items():
         if system.url is None:
             continue
@@ -201,6 +290,8 @@ def assert_sandboxed(topology: Topology, urls: dict[str, str]) -> None:
                 "which is not a drill sandbox"
             )
     for flow in topology.flows.values():
+        if topology.systems[flow.target].transport == "file":
+            continue  # its folders are checked above
         url = topology.downstream_url(flow)
         if not any(url.startswith(base + "/") for base in allowed):
             raise DrillRefused(f"refusing to run: flow {flow.name} would deliver to {url}")
@@ -225,8 +316,60 @@ async def rehearse(
     drill = spec.drill
     planned = plan_documents(spec, topology)
     targets = sorted({topology.flows[name].target for name in drill.flows})
-    sandboxes: dict[str, Sandbox] = {}
+    outbox: DrillOutbox | None = None
+    source: SourceSettings | None = None
+    if drill.outbox is not None:
+        found = find_source(topology, drill.outbox.source)
+        assert found is not None, "checked with the drill file"
+        settings = found[1]
+        zone = ZoneInfo(settings.timezone) if settings.timezone else topology.tz
+        outbox = DrillOutbox(drill.outbox.database_env, settings, zone)
+        await asyncio.to_thread(outbox.create)
+        changes: dict[str, Any] = {"interval": drill.outbox.interval}
+        if drill.outbox.batch is not None:
+            changes["batch"] = drill.outbox.batch
+        if drill.outbox.settle is not None:
+            changes["settle"] = drill.outbox.settle
+        source = outbox.source_settings(drill.outbox.database_env).model_copy(update=changes)
+    try:
+        with tempfile.TemporaryDirectory(prefix="interlink-drill-") as tmp:
+            feed = _Feed(Path(tmp), outbox, source)
+            return await _rehearse(spec, topology, progress, features, planned, targets, feed)
+    finally:
+        if outbox is not None:
+            await asyncio.to_thread(outbox.drop)
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """Where a rehearsal keeps its files, and the outbox it feeds (if any)."""
+
+    tmp: Path
+    outbox: DrillOutbox | None
+    source: SourceSettings | None
+
+
+async def _rehearse(
+    spec: DrillFile,
+    topology: Topology,
+    progress: Callable[[str], None] | None,
+    features: Sequence[FeatureLike],
+    planned: list[Planned],
+    targets: list[str],
+    feed: _Feed,
+) -> dict[str, Any]:
+    drill = spec.drill
+    tmp = feed.tmp
+    sandboxes: dict[str, Sandbox | FileSandbox] = {}
+    files: dict[str, FileSandbox] = {}
     for system in targets:
+        exchange = topology.systems[system].file_exchange
+        if topology.systems[system].transport == "file" and exchange is not None:
+            files[system] = FileSandbox(
+                system, exchange, tmp / "files" / system, drill.faults.get(system, [])
+            )
+            sandboxes[system] = files[system]
+            continue
         override = drill.overrides.systems.get(system)
         timeout = (
             override.timeout
@@ -236,38 +379,51 @@ async def rehearse(
         sandboxes[system] = Sandbox(
             system, drill.faults.get(system, []), timeout=timeout.total_seconds(), seed=drill.seed
         )
-    with tempfile.TemporaryDirectory(prefix="interlink-drill-") as tmp:
-        database = f"sqlite:///{Path(tmp) / 'drill.db'}"
+    database = f"sqlite:///{tmp / 'drill.db'}"
+    try:
+        for sandbox in sandboxes.values():
+            await sandbox.start()
+        urls = {name: s.url for name, s in sandboxes.items() if name not in files}
+        drill_topology = sandboxed_topology(
+            topology, spec, urls, database, files=files, source=feed.source
+        )
+        folders = [p for f in files.values() for p in (f.location, f.results_location)]
+        assert_sandboxed(drill_topology, urls, folders, feed.source)
+        store = open_store(database)
+        hub = Hub(
+            drill_topology,
+            store=store,
+            clock=SystemClock(),
+            transport=default_transport(),
+            features=features,
+        )
         try:
-            for sandbox in sandboxes.values():
-                await sandbox.start()
-            urls = {name: s.url for name, s in sandboxes.items()}
-            drill_topology = sandboxed_topology(topology, spec, urls, database)
-            assert_sandboxed(drill_topology, urls)
-            store = open_store(database)
-            hub = Hub(
-                drill_topology,
-                store=store,
-                clock=SystemClock(),
-                transport=default_transport(),
-                features=features,
-            )
-            try:
-                return await _run(spec, topology, hub, sandboxes, planned, progress)
-            finally:
-                await hub.close()
+            for name, needed in (("sources", feed.outbox), ("file_exchange", files)):
+                if needed and name not in hub.capabilities:
+                    raise InputError(
+                        f"this drill needs the {name.replace('_', ' ')} feature, "
+                        "which is not installed"
+                    )
+            if files:
+                exchange = hub.capabilities["file_exchange"]
+                for sandbox in files.values():
+                    exchange.places.update(sandbox.places())
+            return await _run(spec, topology, hub, sandboxes, planned, progress, feed.outbox)
         finally:
-            for sandbox in sandboxes.values():
-                await sandbox.stop()
+            await hub.close()
+    finally:
+        for sandbox in sandboxes.values():
+            await sandbox.stop()
 
 
 async def _run(
     spec: DrillFile,
     topology: Topology,
     hub: Hub,
-    sandboxes: dict[str, Sandbox],
+    sandboxes: dict[str, Sandbox | FileSandbox],
     planned: list[Planned],
     progress: Callable[[str], None] | None,
+    outbox: DrillOutbox | None = None,
 ) -> dict[str, Any]:
     drill = spec.drill
     engine = hub.engine
@@ -279,10 +435,19 @@ async def _run(
     maintenance = _announce(hub, spec, wall0)
     stop = asyncio.Event()
     engine_task = asyncio.create_task(engine.run(stop, idle=POLL))
+    helpers: list[asyncio.Task[None]] = []
+    if outbox is not None:
+        # The sources feature's own loop takes the rows, as in production.
+        helpers.append(asyncio.create_task(hub.capabilities["sources"].loop(stop)))
+    if any(isinstance(s, FileSandbox) for s in sandboxes.values()):
+        helpers.append(asyncio.create_task(_exchange_files(hub, drill, stop)))
     for sandbox in sandboxes.values():
         sandbox.begin(mono0)
     results: list[tuple[Planned, dict[str, Any] | InterlinkError]] = []
-    feeder = asyncio.create_task(_feed(hub, planned, drill.rate, mono0, results))
+    if outbox is not None:
+        feeder = asyncio.create_task(_feed_outbox(hub, outbox, planned, drill.rate, mono0))
+    else:
+        feeder = asyncio.create_task(_feed(hub, planned, drill.rate, mono0, results))
     limit = drill.time_limit.total_seconds()
     timeline_end = drill.timeline_end()
     settled = False
@@ -293,7 +458,7 @@ async def _run(
             elapsed = time.monotonic() - mono0
             if feeder.done():
                 feeder.result()  # a bug in feeding surfaces here, not silently
-                if elapsed >= timeline_end:
+                if elapsed >= timeline_end and await _all_taken(hub, drill, outbox):
                     open_ = await _still_open(hub, drill)
                     if open_ == 0:
                         settled = True
@@ -302,7 +467,8 @@ async def _run(
                 break
             if progress is not None and elapsed - last_note >= 2.0:
                 last_note = elapsed
-                progress(f"t={elapsed:4.1f}s  submitted {len(results)} of {len(planned)}")
+                sent = len(outbox.rows) if outbox is not None else len(results)
+                progress(f"t={elapsed:4.1f}s  submitted {sent} of {len(planned)}")
     finally:
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
@@ -310,9 +476,20 @@ async def _run(
         for sandbox in sandboxes.values():
             sandbox._stopping.set()  # end hanging answers so the engine stops at once
         await engine_task
+        await asyncio.gather(*helpers, return_exceptions=True)
     finished = hub.clock.now()
     return _report(
-        spec, topology, hub, sandboxes, planned, results, wall0, finished, settled, maintenance
+        spec,
+        topology,
+        hub,
+        sandboxes,
+        planned,
+        results,
+        wall0,
+        finished,
+        settled,
+        maintenance,
+        outbox,
     )
 
 
@@ -340,6 +517,75 @@ async def _feed(
         if sent < len(planned):
             # Pacing the upstream at the drill's rate, not waiting for an outcome.
             await asyncio.sleep(max(0.0, mono0 + sent / rate - time.monotonic()))
+
+
+async def _feed_outbox(
+    hub: Hub, outbox: DrillOutbox, planned: list[Planned], rate: float, mono0: float
+) -> None:
+    """Write the documents as outbox rows at the drill's rate, as the upstream would."""
+    sent = 0
+    while sent < len(planned):
+        due = int((time.monotonic() - mono0) * rate) + 1
+        batch = planned[sent : min(due, len(planned))]
+        if batch:
+            rows = [(p.type, p.payload, p.origin) for p in batch]
+            await asyncio.to_thread(outbox.insert, rows, hub.clock.now())
+            sent += len(batch)
+        if sent < len(planned):
+            await asyncio.sleep(max(0.0, mono0 + sent / rate - time.monotonic()))
+
+
+async def _all_taken(hub: Hub, drill: Drill, outbox: DrillOutbox | None) -> bool:
+    """The source has taken every row the drill wrote (accepted or refused)."""
+    if outbox is None or drill.outbox is None:
+        return True
+    name = drill.outbox.source
+    states = await asyncio.to_thread(hub.capabilities["sources"].status)
+    state = next((s for s in states if s["name"] == name), None)
+    return state is not None and state["accepted"] + state["refused"] >= len(outbox.rows)
+
+
+async def _exchange_files(hub: Hub, drill: Drill, stop: asyncio.Event) -> None:
+    """Drive the file exchange at a drill's pace: a round every FILE_TICK (retries when due,
+    results, deadlines), and a file cut from whatever waits every CUT_EVERY unless a file
+    of the flow is still unsent (it is retried on the flow's schedule, not cut around)."""
+    service = hub.capabilities["file_exchange"]
+    flows = [name for name in drill.flows if name in service.flows]
+    last_cut = 0.0
+    # Each refused or failed file is in the report (file_send_failed): not on the terminal.
+    quiet = logging.getLogger(type(service).__module__)
+    mute = _Below(logging.ERROR)
+    quiet.addFilter(mute)
+    try:
+        await _exchange_rounds(hub, service, flows, stop, last_cut)
+    finally:
+        quiet.removeFilter(mute)
+
+
+class _Below(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
+
+
+async def _exchange_rounds(
+    hub: Hub, service: Any, flows: list[str], stop: asyncio.Event, last_cut: float
+) -> None:
+    while not stop.is_set():
+        try:
+            await service.tick()
+            if time.monotonic() - last_cut >= CUT_EVERY:
+                last_cut = time.monotonic()
+                for name in flows:
+                    if not await hub.store.read(partial(file_queries.unsent, flow=name)):
+                        await service.send_now(name)
+        except Exception:
+            log.exception("drill: a file exchange round failed; trying again")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FILE_TICK)
 
 
 async def _still_open(hub: Hub, drill: Drill) -> int:
@@ -389,13 +635,14 @@ def _report(
     spec: DrillFile,
     topology: Topology,
     hub: Hub,
-    sandboxes: dict[str, Sandbox],
+    sandboxes: dict[str, Sandbox | FileSandbox],
     planned: list[Planned],
     results: list[tuple[Planned, dict[str, Any] | InterlinkError]],
     wall0: datetime,
     finished: datetime,
     settled: bool,
     maintenance: Check | None,
+    outbox: DrillOutbox | None = None,
 ) -> dict[str, Any]:
     drill = spec.drill
 
@@ -428,6 +675,8 @@ def _report(
         events.append(
             {"t": t(e.at), "kind": e.kind, "system": e.system, "flow": e.flow, "detail": detail}
         )
+    if any(isinstance(s, FileSandbox) for s in sandboxes.values()):
+        _resolve_lines(hub, topology, sandboxes)
     received = [r for s in sandboxes.values() for r in s.received]
     received.sort(key=lambda r: r.at)
     flow_paths = [
@@ -461,6 +710,49 @@ def _report(
         for p, r in results
         if isinstance(r, InterlinkError)
     ]
+    documents_json = {
+        "planned": len(planned),
+        "submitted": len(results),
+        "accepted": len(results) - len(refused),
+        "refused": refused,
+    }
+    stored = [dict(r._mapping) for r in hub.store.read_sync(queries.rehearsal_documents)]
+    outbox_json = None
+    if outbox is not None and drill.outbox is not None:
+        source = drill.outbox.source
+        origin = {str(row.id): row.origin for row in outbox.rows}
+        problems = hub.capabilities["sources"].problems(source, limit=1000)
+        refused = [
+            {"origin": f"row {p['ref']} ({origin.get(p['ref'], '?')})", "message": p["message"]}
+            for p in problems
+        ]
+        taken = sum(1 for d in stored if str(d["identity"]).startswith(f"key:{source}#"))
+        documents_json = {
+            "planned": len(planned),
+            "submitted": len(outbox.rows),
+            "accepted": taken,
+            "refused": refused,
+        }
+        outbox_json = {
+            "source": source,
+            "table": outbox.name,
+            "rows": len(outbox.rows),
+            "documents": taken,
+            "marked_taken": _marked(outbox),
+        }
+        checks.append(
+            outbox_taken(
+                drill,
+                source,
+                [(row.id, row.origin) for row in outbox.rows],
+                stored,
+                [p["ref"] for p in problems],
+                deliveries,
+                received,
+            )
+        )
+    if drill.expect.mapped:
+        checks.append(_mapped_check(hub, drill, flow_paths, received, stored, deliveries))
     catalogue = {
         doc_type: [s.name for s in topology.documents[doc_type].scenarios]
         for doc_type in dict.fromkeys(topology.flows[f].document for f in drill.flows)
@@ -524,15 +816,12 @@ def _report(
                     for r in s.received
                     if r.document_id in {d.document_id for d in s.duplicates()}
                 ],
+                **({"files": s.files} if isinstance(s, FileSandbox) else {}),
             }
             for name, s in sandboxes.items()
         },
-        "documents": {
-            "planned": len(planned),
-            "submitted": len(results),
-            "accepted": len(results) - len(refused),
-            "refused": refused,
-        },
+        "documents": documents_json,
+        **({"outbox": outbox_json} if outbox_json is not None else {}),
         "deliveries": dict(status_counts),
         "expectations": [c.to_json() for c in checks],
         "timeline": {
@@ -547,6 +836,69 @@ def _report(
         "capabilities": sorted(hub.capabilities),
         "coverage": {"flows": list(drill.flows), "scenarios": matrix},
     }
+
+
+def _marked(outbox: DrillOutbox) -> int | None:
+    try:
+        return outbox.taken()
+    except SQLAlchemyError:
+        return None
+
+
+def _resolve_lines(
+    hub: Hub, topology: Topology, sandboxes: dict[str, Sandbox | FileSandbox]
+) -> None:
+    """Name the document on each line a file sandbox booked, from the hub's record of which
+    delivery went on which line of which file; the line then counts as its flow's path."""
+    lines = {
+        (r.system, f"{r.name}:{r.line}"): r for r in hub.store.read_sync(queries.file_bookings)
+    }
+    for sandbox in sandboxes.values():
+        if not isinstance(sandbox, FileSandbox):
+            continue
+        for received in sandbox.received:
+            found = lines.get((received.system, received.path))
+            if found is None:
+                continue
+            received.document_id = found.document_id
+            received.key = found.key
+            received.revision = found.revision
+            received.path = topology.flows[found.flow].path
+
+
+def _mapped_check(
+    hub: Hub,
+    drill: Drill,
+    flow_paths: list[FlowPath],
+    received: list[Received],
+    stored: list[dict[str, Any]],
+    deliveries: list[dict[str, Any]],
+) -> Check:
+    """The bodies booked on the mapped flows against what their maps make of the stored
+    documents, through the mapping capability's compiled maps (what the engine applies)."""
+    chosen = drill.expect.mapped if isinstance(drill.expect.mapped, list) else drill.flows
+    service = hub.capabilities.get("mapping")
+    names = [n for n in chosen if hub.topology.flows[n].map is not None]
+    if service is None:
+        return Check(
+            f"bodies in the downstream's shape ({', '.join(names)})",
+            NOT_AVAILABLE,
+            "the mapping capability is not installed",
+        )
+    bodies = {d["id"]: d["payload"] for d in stored}
+    expected: dict[tuple[str, str], Any] = {}
+    for flow in names:
+        compiled = service.compiled[flow]
+        for d in deliveries:
+            if d["flow"] != flow or d["document_id"] not in bodies:
+                continue
+            try:
+                mapped = json.loads(compiled.body(str(bodies[d["document_id"]]).encode()))
+            except ValueError as e:
+                mapped = Unmappable(str(e))
+            expected[(flow, d["document_id"])] = mapped
+    chosen_paths = [f for f in flow_paths if f.name in names]
+    return mapped_bodies(drill, chosen_paths, received, expected, deliveries)
 
 
 def _alerts(hub: Hub, topology: Topology, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

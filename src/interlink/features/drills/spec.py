@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from interlink.config import (
     Duration,
     EngineSettings,
+    Flow,
     PathKey,
     Rate,
+    SourceSettings,
     Topology,
     YamlReader,
     read_mapping,
@@ -33,8 +36,19 @@ from interlink.model import HoldReason
 from interlink.scenarios import matches
 
 FaultKind = Literal[
-    "up", "down", "slow", "timeout", "error", "throttle", "reject", "ack_twice", "cut_off"
+    "up",
+    "down",
+    "slow",
+    "timeout",
+    "error",
+    "throttle",
+    "reject",
+    "ack_twice",
+    "cut_off",
+    "refuse_file",
 ]
+# What a file-exchange sandbox (transport: file) can play; the rest are HTTP answers.
+FILE_FAULTS = ("up", "down", "slow", "refuse_file")
 _STRICT = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
 
@@ -101,6 +115,19 @@ class Maintenance(BaseModel):
     at: Duration = timedelta(0)
     for_: Duration = Field(alias="for")
     reason: str = "drill"
+
+
+class OutboxFeed(BaseModel):
+    """The drill's documents written as rows of an outbox the drill makes in a scratch
+    database, and taken from there by the topology's outbox source, as in production."""
+
+    model_config = _STRICT
+
+    source: str  # an outbox source of the drill's upstream system
+    database_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    interval: Duration = timedelta(milliseconds=200)
+    batch: int | None = Field(default=None, ge=1, le=50_000)
+    settle: Duration | None = None
 
 
 class EngineOverride(BaseModel):
@@ -184,6 +211,7 @@ class Expectations(BaseModel):
     dead: list[DeadExpectation] = []
     held: list[HeldExpectation] = []
     order_kept: bool | list[str] = False
+    mapped: bool | list[str] = False
 
     @field_validator("alerts", mode="before")
     @classmethod
@@ -204,6 +232,7 @@ class Drill(BaseModel):
     order: Literal["sequence", "interleave"] = "sequence"
     faults: dict[str, list[FaultStep]] = {}
     maintenance: Maintenance | None = None
+    outbox: OutboxFeed | None = None
     overrides: Overrides = Field(default_factory=Overrides)
     expect: Expectations = Field(default_factory=Expectations)
     time_limit: Duration = timedelta(seconds=60)
@@ -274,11 +303,46 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
             problem(("flows", i), f"unknown flow {name!r} (known: {known})")
         else:
             flows.append(flow)
+            taker = topology.systems.get(flow.target)
+            if (
+                taker is not None
+                and taker.transport == "file"
+                and taker.file_exchange is not None
+                and taker.file_exchange.results is None
+            ):
+                problem(
+                    ("flows", i),
+                    f"{flow.target} takes files but reads no results "
+                    "(file_exchange.results): a drill cannot see them settle",
+                )
     targets = {f.target for f in flows}
     types = {f.document for f in flows}
-    for system in drill.faults:
+    for system, steps in drill.faults.items():
         if flows and system not in targets:
             problem(("faults", system), f"{system!r} is not a target of the drill's flows")
+            continue
+        by_file = system in topology.systems and topology.systems[system].transport == "file"
+        for i, step in enumerate(steps):
+            if by_file and step.fault not in FILE_FAULTS:
+                problem(
+                    ("faults", system, i, "fault"),
+                    f"{system} takes files: its sandbox plays {', '.join(FILE_FAULTS)}",
+                )
+            elif not by_file and step.fault == "refuse_file":
+                problem(
+                    ("faults", system, i, "fault"),
+                    f"refuse_file is for a system with transport: file; {system} is not one",
+                )
+    if drill.outbox is not None:
+        _check_outbox(drill, topology, flows, problem)
+    mapped = [f.name for f in flows if f.map is not None]
+    if drill.expect.mapped is True and flows and not mapped:
+        problem(("expect", "mapped"), "none of the drill's flows has a map:")
+    for name in drill.expect.mapped if isinstance(drill.expect.mapped, list) else []:
+        if name not in drill.flows:
+            problem(("expect", "mapped"), f"{name!r} is not one of the drill's flows")
+        elif flows and name not in mapped:
+            problem(("expect", "mapped"), f"flow {name!r} has no map:")
     if drill.maintenance is not None and flows and drill.maintenance.system not in targets:
         problem(("maintenance", "system"), f"{drill.maintenance.system!r} is not a target")
     for name in drill.overrides.flows:
@@ -326,6 +390,56 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
     if problems:
         unique = dict.fromkeys(sorted(problems, key=lambda p: p[0]))
         raise ConfigError([f"{spec.path}:{line}: {message}" for line, message in unique])
+
+
+def find_source(topology: Topology, name: str) -> tuple[str, SourceSettings] | None:
+    """(system, settings) of the topology's source ``name``."""
+    for system in topology.systems.values():
+        if name in system.sources:
+            return system.name, system.sources[name]
+    return None
+
+
+def _check_outbox(
+    drill: Drill,
+    topology: Topology,
+    flows: list[Flow],
+    problem: Callable[[PathKey, str], None],
+) -> None:
+    feed = drill.outbox
+    assert feed is not None
+    found = find_source(topology, feed.source)
+    if found is None:
+        known = [s for system in topology.systems.values() for s in system.sources]
+        problem(
+            ("outbox", "source"),
+            f"unknown source {feed.source!r} (sources: {', '.join(sorted(known)) or 'none'})",
+        )
+        return
+    system, settings = found
+    if settings.kind != "outbox":
+        problem(("outbox", "source"), f"{feed.source} is a {settings.kind} source, not an outbox")
+        return
+    if settings.columns.payload is None:
+        problem(
+            ("outbox", "source"),
+            f"{feed.source} reads every column as the payload; a drill fills outboxes that "
+            "have a payload column",
+        )
+    if flows and not any(f.source == system for f in flows):
+        problem(
+            ("outbox", "source"),
+            f"{feed.source} reads for {system}, which is not the source of the drill's flows",
+        )
+    if settings.document is not None:
+        types = {f.document for f in flows}
+        for i, docs in enumerate(drill.documents):
+            doc_type = resolve_type(docs, topology, types)
+            if not doc_type.startswith("!") and doc_type != settings.document:
+                problem(
+                    ("documents", i),
+                    f"{feed.source} reads only {settings.document} documents, not {doc_type}",
+                )
 
 
 def resolve_type(docs: DocumentSet, topology: Topology, types: set[str]) -> str:
