@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from interlink import tracing
 from interlink.clock import Clock
 from interlink.config import Flow, System, Topology
 from interlink.engine.applier import load_holds
@@ -77,6 +78,8 @@ class Prepared:
     deadline: datetime | None
     amount: str | None
     flows: list[Flow]
+    # The W3C context stored with the document, its deliveries' parent (interlink.tracing).
+    traceparent: str | None = None
 
 
 Result = dict[str, Any] | InterlinkError
@@ -101,6 +104,8 @@ class Intake:
         self._lock = threading.Lock()
         self._waiting: list[tuple[list[Prepared | InterlinkError], Future[list[Result]]]] = []
         self._scheduled = False
+        # OpenTelemetry's tracer when an SDK is configured: a span per document (tests set theirs).
+        self.tracer = tracing.tracer()
         self.validators = {
             name: ContractValidator(doc.contract_schema, f"contract of {name}")
             for name, doc in topology.documents.items()
@@ -233,23 +238,46 @@ class Intake:
     # -- submission ----------------------------------------------------------------------
 
     def _prepare_all(
-        self, source: System, items: Sequence[Item]
-    ) -> list[Prepared | InterlinkError]:
+        self, source: System, items: Sequence[Item], traceparent: str | None = None
+    ) -> tuple[list[Prepared | InterlinkError], list[Any]]:
+        """Each item prepared or refused, and the items' intake spans (none without a
+        tracer); ``traceparent`` is the upstream's, already validated (tracing.upstream)."""
         out: list[Prepared | InterlinkError] = []
+        spans: list[Any] = []
         for item in items:
+            span, context = tracing.intake(self.tracer, item.type, source.name, traceparent)
+            if span is not None:
+                spans.append(span)
             try:
-                out.append(self.prepare(source, item))
+                prepared = self.prepare(source, item)
             except InterlinkError as exc:
                 out.append(exc)
-        return out
+            else:
+                prepared.traceparent = context
+                out.append(prepared)
+        return out, spans
 
-    async def submit(self, source: System, items: Sequence[Item]) -> list[Result]:
+    async def submit(
+        self, source: System, items: Sequence[Item], traceparent: str | None = None
+    ) -> list[Result]:
         """Accept what can be accepted; one result (dict or error) per item, in order.
+        ``traceparent``: the upstream's valid W3C context (tracing.upstream), for every item.
 
         Submissions that arrive while the writer is busy are written together, in one job
         with one set of queries: many small requests cost about what one batch does.
         """
-        prepared = self._prepare_all(source, items)
+        prepared, spans = self._prepare_all(source, items, traceparent)
+        try:
+            results = await self._submit(source, prepared)
+        except BaseException as exc:
+            tracing.intake_done(spans, [exc] * len(spans))
+            raise
+        tracing.intake_done(spans, results)
+        return results
+
+    async def _submit(
+        self, source: System, prepared: list[Prepared | InterlinkError]
+    ) -> list[Result]:
         if not any(isinstance(p, Prepared) for p in prepared):
             return self._count(source, list(prepared))
         future: Future[list[Result]] = Future()
@@ -298,10 +326,17 @@ class Intake:
         for _, future in taken:
             future.set_exception(error)
 
-    def submit_sync(self, source: System, items: Sequence[Item]) -> list[Result]:
-        prepared = self._prepare_all(source, items)
+    def submit_sync(
+        self, source: System, items: Sequence[Item], traceparent: str | None = None
+    ) -> list[Result]:
+        prepared, spans = self._prepare_all(source, items, traceparent)
         now = self.clock.now()
-        results = self.store.write_sync(lambda conn: self.write_retrying(conn, prepared, now))
+        try:
+            results = self.store.write_sync(lambda conn: self.write_retrying(conn, prepared, now))
+        except BaseException as exc:
+            tracing.intake_done(spans, [exc] * len(spans))
+            raise
+        tracing.intake_done(spans, results)
         return self._count(source, results)
 
     def write_retrying(
@@ -424,6 +459,7 @@ class Intake:
                     "deadline": p.deadline,
                     "amount": p.amount,
                     "received_at": now,
+                    "traceparent": p.traceparent,
                 }
             )
             outs = []

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interlink import runner
+from interlink import runner, tracing
 from interlink.cli.common import ConfigOption, err, topology
 from interlink.clock import SystemClock
 from interlink.config import Topology
@@ -61,6 +61,7 @@ def serve(
     default_host, default_port = topo.listen_address()
     address = host or default_host
     check_credentials(topo, address, insecure)
+    tracing.export_by_otlp()  # before the hub, which takes the tracer once
     hub = Hub(topo, clock=SystemClock(), features=FEATURES)
     app = create_app(hub, workers=not no_workers, insecure=insecure, listen_host=address)
     server = uvicorn.Server(
@@ -120,6 +121,7 @@ def worker(config: ConfigOption = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    tracing.export_by_otlp()  # before the hub, which takes the tracer once
     runner.run(
         _work(Hub(topo, clock=SystemClock(), transport=default_transport(), features=FEATURES))
     )

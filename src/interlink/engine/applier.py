@@ -144,6 +144,7 @@ def claim(
             doc = found[job.document_id]
             job.type = doc.type
             job.body = doc.payload.encode()
+            job.traceparent = doc.traceparent
     return Claimed(jobs, breakers, holds)
 
 
@@ -163,6 +164,7 @@ def _job(flows: Mapping[str, Flow], row: Any, probe: bool) -> Job:
         probe=probe,
         type=row.type if payload is not None else "",
         body=payload.encode() if payload is not None else b"",
+        traceparent=getattr(row, "traceparent", None),
     )
 
 

@@ -274,7 +274,7 @@ class Dispatcher:
             classified = local_error(f"request not built: {exc}")
         else:
             try:
-                response = await self._send(flow, request)
+                response = await self._send(flow, request, job.traceparent)
             except TransportError as exc:
                 classified = classify_error(exc)
                 response_text = exc.message[:MAX_RESPONSE_BODY]
@@ -300,10 +300,11 @@ class Dispatcher:
         counter.inc()
         return Sent(job, started_at, elapsed * 1000, classified, status_code, response_text)
 
-    async def _send(self, flow: Flow, request: Request) -> Response:
-        """``request`` on its transport, as one traced attempt carrying its ``traceparent``."""
+    async def _send(self, flow: Flow, request: Request, parent: str | None = None) -> Response:
+        """``request`` on its transport, as one traced attempt carrying its ``traceparent``,
+        in the trace of ``parent`` (its document's) when there is one."""
         headers = dict(request.headers)
-        with tracing.attempt(self.tracer, flow.name, flow.target, headers) as span:
+        with tracing.attempt(self.tracer, flow.name, flow.target, headers, parent) as span:
             request.headers = headers
             response = await self._transport_for(flow).send(request)
             if span is not None:

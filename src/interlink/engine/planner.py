@@ -40,6 +40,8 @@ class Job:
     probe: bool
     type: str = ""
     body: bytes = b""
+    # The document's stored W3C trace context: the attempt's span is its child (tracing).
+    traceparent: str | None = None
 
     # The names holds.Placeable asks for, so a job is placed like any delivery row.
     @property

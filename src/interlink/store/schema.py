@@ -74,6 +74,8 @@ documents = Table(
     Column("deadline", UTCDateTime),
     Column("amount", String(60)),
     Column("received_at", UTCDateTime, nullable=False),
+    # The upstream's W3C trace context, or intake's span's (migration 0015; interlink.tracing).
+    Column("traceparent", String(55)),
     # Identity, revisions and idempotency keys belong to the submitting system (migration
     # 0007): one source can never make another's document a duplicate or a revision.
     UniqueConstraint("type", "source", "identity", name="uq_documents_identity"),

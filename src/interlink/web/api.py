@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from interlink import __version__
+from interlink import __version__, tracing
 from interlink.config import System
 from interlink.errors import (
     InputError,
@@ -224,6 +224,14 @@ def create_app(
         request: Request,
         source: Annotated[System, Depends(source_system)],
         idempotency_key: Annotated[str | None, Header()] = None,
+        traceparent: Annotated[
+            str | None,
+            Header(
+                description="W3C Trace Context: the upstream's trace, continued by intake and "
+                "every delivery of the documents (a batch's items all share it); an invalid "
+                "one is ignored"
+            ),
+        ] = None,
     ) -> Response:
         limits = topology.engine
         body = await _read_body(request, limits.max_request_bytes)
@@ -234,7 +242,7 @@ def create_app(
             raise InputError("Idempotency-Key applies to a single document, not a batch")
         if not batch:
             items[0].idempotency_key = idempotency_key
-        results = await hub.intake.submit(source, items)
+        results = await hub.intake.submit(source, items, tracing.upstream(traceparent))
         hub.engine.wake(new_work=True)
         if not batch:
             result = results[0]

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from interlink.features.file_exchange.tables import file_batches, file_lines, file_results
 from interlink.model import DeadReason, HoldReason, Status
 from interlink.store.queries.batches import chunks, member
-from interlink.store.schema import attempts, deliveries
+from interlink.store.schema import attempts, deliveries, documents
 
 RECEIPT_LIMIT = 4096  # as much of a result line as an HTTP answer's receipt keeps
 
@@ -390,3 +390,18 @@ def sent_line(conn: Connection, delivery_id: int) -> Any | None:
         .where(and_(file_lines.c.delivery_id == delivery_id, file_batches.c.sent_at.is_not(None)))
         .order_by(file_batches.c.id.desc())
     ).first()
+
+
+def traceparents(conn: Connection, batch_id: int) -> list[str]:
+    """The trace contexts stored with the documents on a batch's lines (tracing): the file's
+    span links to each."""
+    return list(
+        conn.execute(
+            select(documents.c.traceparent)
+            .distinct()
+            .select_from(file_lines)
+            .join(deliveries, deliveries.c.id == file_lines.c.delivery_id)
+            .join(documents, documents.c.id == deliveries.c.document_id)
+            .where(file_lines.c.batch_id == batch_id, documents.c.traceparent.is_not(None))
+        ).scalars()
+    )

@@ -33,8 +33,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
 from sqlalchemy import Connection
 
+from interlink import tracing
 from interlink.config import FileExchangeSettings, Flow
 from interlink.engine.applier import load_holds
 from interlink.errors import InputError, NotFound, TransportError
@@ -73,6 +75,8 @@ class FileExchange:
         self._polled: dict[str, datetime] = {}
         # location → where files go; a Place put here is used instead of a new one.
         self.places: dict[str, Place] = {}
+        # OpenTelemetry's tracer when an SDK is configured: a span per file put (tests set theirs).
+        self.tracer = tracing.tracer()
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -229,13 +233,19 @@ class FileExchange:
         content: bytes = batch.content
         place = self._place(settings)
         error: TransportError | None = None
-        try:
-            await place.put(batch.name, content)
-            if settings.checksum:
-                name, text = fileformat.checksum_file(content, batch.name, settings.checksum)
-                await place.put(name, text)
-        except TransportError as e:
-            error = e
+        parents: list[str] = []
+        if self.tracer is not None:
+            parents = await self.hub.store.read(partial(queries.traceparents, batch_id=batch_id))
+        with tracing.batch_file(self.tracer, flow.name, flow.target, batch.name, parents) as span:
+            try:
+                await place.put(batch.name, content)
+                if settings.checksum:
+                    name, text = fileformat.checksum_file(content, batch.name, settings.checksum)
+                    await place.put(name, text)
+            except TransportError as e:
+                error = e
+                if span is not None:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, e.message))
         if error is not None:
             tries = batch.tries + 1
             steps = flow.retry

@@ -43,7 +43,7 @@ _PG_CLAIM = (
     "WHERE d.id = chosen.id AND doc.id = d.document_id "
     "RETURNING d.id, d.document_id, d.flow, d.system, d.key, d.revision, d.attempts, "
     "d.failures, d.first_failure_at, d.lease_until, d.deadline, d.next_at, doc.type, "
-    "doc.payload"
+    "doc.payload, doc.traceparent"
 )
 
 
@@ -59,7 +59,7 @@ _PG_CLAIM_REST = _PG_CLAIM.format(urgent="", order="next_at")
 # statement for the payloads) the claim was half of the writer's time per delivery.
 _SQLITE_CHOOSE = (
     "SELECT d.id, d.document_id, d.flow, d.system, d.key, d.revision, d.attempts, d.failures, "
-    "d.first_failure_at, doc.type, doc.payload "
+    "d.first_failure_at, doc.type, doc.payload, doc.traceparent "
     "FROM deliveries AS d JOIN documents AS doc ON doc.id = d.document_id "
     "WHERE d.status = 'pending' AND d.flow = ? AND d.next_at <= ? {urgent} "
     "ORDER BY d.{order}, d.id LIMIT ?"
@@ -98,6 +98,7 @@ class ClaimedRow(NamedTuple):
     lease_until: datetime
     type: str
     payload: str
+    traceparent: str | None
 
 
 def _sqlite_claim(
@@ -113,9 +114,7 @@ def _sqlite_claim(
         return []
     ids = [row[0] for row in found]
     conn.exec_driver_sql(_SQLITE_LEASE, (sqlite_time(lease_until), at, orjson.dumps(ids).decode()))
-    return [
-        ClaimedRow._make((*row[:8], _parsed(row[8]), lease_until, row[9], row[10])) for row in found
-    ]
+    return [ClaimedRow._make((*row[:8], _parsed(row[8]), lease_until, *row[9:12])) for row in found]
 
 
 def _parsed(text: str | None) -> datetime | None:
@@ -130,7 +129,7 @@ def claim(
 
     Those with a deadline go first, earliest deadline first; then the rest, oldest due first.
     Two statements, so that each walks an index in its own order. The rows also carry the
-    document's ``type`` and ``payload``.
+    document's ``type``, ``payload`` and ``traceparent``.
     """
     if conn.dialect.name == "sqlite":
         return _sqlite_claim(conn, flow, now, lease_until, limit)

@@ -103,6 +103,7 @@ _DOCUMENT_COLUMNS = (
     ("deadline", "timestamptz"),
     ("amount", "text"),
     ("received_at", "timestamptz"),
+    ("traceparent", "text"),
 )
 
 
@@ -144,13 +145,13 @@ def sources_of(conn: Connection, document_ids: Iterable[str]) -> dict[str, str]:
 
 
 def payloads(conn: Connection, document_ids: Iterable[str]) -> dict[str, Any]:
-    """id → row(id, type, payload) for the documents being sent."""
+    """id → row(id, type, payload, traceparent) for the documents being sent."""
     found: dict[str, Any] = {}
     for chunk in chunks(list(dict.fromkeys(document_ids)), 500):
         rows = conn.execute(
-            select(documents.c.id, documents.c.type, documents.c.payload).where(
-                member(conn, documents.c.id, chunk)
-            )
+            select(
+                documents.c.id, documents.c.type, documents.c.payload, documents.c.traceparent
+            ).where(member(conn, documents.c.id, chunk))
         )
         found.update({row.id: row for row in rows})
     return found
