@@ -29,7 +29,9 @@ from interlink.transports.signing import SigningError, delivery_headers, generat
 URL = "https://api.bank.example/v3/pay/transactions?mode=jsapi"
 BODY = b'{"order_no":"SO-1","amount":"10.00"}'
 DOC = "doc_01HXYZ"
-NOW = int(time.time())  # the reference library checks the timestamp against the clock
+# The reference library checks the timestamp against the clock: each test takes the time when
+# it starts (set by `_now`), not when the module was imported, which can be many minutes earlier.
+NOW = int(time.time())
 LATER = "2099-01-01T00:00:00+08:00"
 EARLIER = "2001-01-01T00:00:00+08:00"
 
@@ -49,14 +51,22 @@ def system_with(
     )
 
 
-def headers_for(topology: Topology, secret: str | None = None, stamp: int = NOW) -> dict[str, str]:
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    global NOW
+    NOW = int(time.time())
+
+
+def headers_for(
+    topology: Topology, secret: str | None = None, stamp: int | None = None
+) -> dict[str, str]:
     signer = build(topology.systems["bank"], secret, URL)
     return delivery_headers(
         document_id=DOC,
         document_type="payment_order",
         key="SO-1",
         revision=1,
-        timestamp=stamp,
+        timestamp=NOW if stamp is None else stamp,
         body=BODY,
         secret=signer,
     )
