@@ -27,8 +27,10 @@ audit: $(STAMP)
 	$(VENV)/bin/pip-audit --skip-editable --progress-spinner off \
 	  $$(grep -o '^[A-Za-z0-9][A-Za-z0-9-]*' .ci/audit-accepted | sed 's/^/--ignore-vuln /')
 
+# Two processes (pytest-xdist), then the tests that restart a shared service, alone.
 test: lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 -m "not serial"
+	$(PY) -m pytest -q -p no:cacheprovider -m serial
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

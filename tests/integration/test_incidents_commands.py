@@ -50,6 +50,8 @@ def run(monkeypatch: pytest.MonkeyPatch) -> Runner:
     def invoke(*args: str) -> tuple[int, str, BaseException | None]:
         printed = io.StringIO()
         monkeypatch.setattr(common.out, "file", printed)
+        # Its width was fixed at import, by whatever COLUMNS said then: wide enough here.
+        monkeypatch.setattr(common.out, "width", 200)
         result = CliRunner().invoke(app, list(args))
         return result.exit_code, result.output + printed.getvalue(), result.exception
 

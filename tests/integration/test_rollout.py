@@ -384,6 +384,9 @@ def test_the_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         printed = io.StringIO()
         monkeypatch.setattr(common.out, "file", printed)
         monkeypatch.setattr(common.err, "file", printed)
+        # Their width was fixed at import, by whatever COLUMNS said then: wide enough here.
+        monkeypatch.setattr(common.out, "width", 200)
+        monkeypatch.setattr(common.err, "width", 200)
         result = CliRunner().invoke(app, [*args, "-c", str(config)])
         return result.exit_code, result.output + printed.getvalue()
 

@@ -76,6 +76,7 @@ async def _status(session: aiohttp.ClientSession, port: int) -> dict | None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # restarts PostgreSQL: nothing else may use it meanwhile
 async def test_chaos_loses_nothing(tmp_path: Path, database: str) -> None:
     rng = random.Random(7)
     flapping = True
