@@ -1815,6 +1815,27 @@ def _dotted(loc: Iterable[str | int]) -> str:
     return out
 
 
+def located(
+    topology: Topology, found: Iterable[tuple[PathKey, str]], *, warning: bool = False
+) -> list[str]:
+    """Problems (or warnings) found on a loaded topology, by key path, as ``file:line:
+    message`` (``file:line: warning: message``), in the order of the file's lines. The file is
+    read again for the lines; if it cannot be, each says line 1."""
+    reader = YamlReader()
+    try:
+        root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
+        if root is not None:
+            reader.build(root, ())
+    except (OSError, yaml.YAMLError):
+        pass  # it loaded a moment ago
+    if warning:
+        lines = sorted(((reader.line(loc), message) for loc, message in found), key=lambda w: w[0])
+        return [f"{topology.path}:{line}: warning: {message}" for line, message in lines]
+    for loc, message in found:
+        reader.problem(loc, message)
+    return reader.render(str(topology.path))
+
+
 class YamlReader:
     """Turns composed YAML nodes into plain data, remembering the line of every key path.
 

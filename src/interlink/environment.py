@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
-from interlink.config import Topology, YamlReader
+from interlink.config import Topology, located
 
 Loc = tuple[str | int, ...]
 SUFFIX = "_env"
@@ -46,18 +44,7 @@ def unset(topology: Topology, environ: Mapping[str, str] | None = None) -> list[
 
 def render(topology: Topology, environ: Mapping[str, str] | None = None) -> list[str]:
     """The warnings as ``file:line: warning: message``, lines from the topology file."""
-    found = unset(topology, environ)
-    if not found:
-        return []
-    reader = YamlReader()
-    try:
-        root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
-        if root is not None:
-            reader.build(root, ())
-    except (OSError, yaml.YAMLError):
-        pass  # the topology loaded a moment ago; without lines, each warning says line 1
-    found.sort(key=lambda f: reader.line(f[0]))
-    return [f"{topology.path}:{reader.line(loc)}: warning: {message}" for loc, message in found]
+    return located(topology, unset(topology, environ), warning=True)
 
 
 def _walk(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:

@@ -16,11 +16,7 @@ Errors are for what can never work (the topology does not load); these load and 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
-from interlink.config import Topology, YamlReader
+from interlink.config import Topology, located
 from interlink.features.contracts.diff import schema_fields
 from interlink.scenarios import when_fields
 
@@ -37,24 +33,7 @@ def _defined(fields: set[str], name: str) -> bool:
 
 def render(topology: Topology) -> list[str]:
     """The warnings as ``file:line: warning: message``, lines from the topology file."""
-    lines: dict[Loc, int] = {}
-    try:
-        reader = YamlReader()
-        root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
-        if root is not None:
-            reader.build(root, ())
-            lines = reader.lines
-    except (OSError, yaml.YAMLError):
-        pass
-
-    def line(loc: Loc) -> int:
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in lines:
-                return lines[loc[:end]]
-        return 1
-
-    found = sorted(warnings(topology), key=lambda w: line(w[0]))
-    return [f"{topology.path}:{line(loc)}: warning: {message}" for loc, message in found]
+    return located(topology, warnings(topology), warning=True)
 
 
 def warnings(topology: Topology) -> list[tuple[Loc, str]]:

@@ -12,12 +12,9 @@ written), with its place in the topology file. Pure over the loaded topology.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from interlink.config import DocumentType, Flow, MapField, Topology, YamlReader, expression_reads
+from interlink.config import DocumentType, Flow, MapField, Topology, expression_reads, located
 from interlink.features.contracts.diff import schema_fields
 from interlink.features.mapping.formats import string
 from interlink.features.mapping.maps import OTHERWISE
@@ -27,16 +24,7 @@ Loc = tuple[str | int, ...]
 
 def render(topology: Topology) -> list[str]:
     """The problems as ``file:line: message``, lines from the topology file."""
-    reader = YamlReader()
-    try:
-        root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
-        if root is not None:
-            reader.build(root, ())
-    except (OSError, yaml.YAMLError):
-        pass
-    for loc, message in problems(topology):
-        reader.problem(loc, message)
-    return reader.render(str(topology.path))
+    return located(topology, problems(topology))
 
 
 def problems(topology: Topology) -> list[tuple[Loc, str]]:

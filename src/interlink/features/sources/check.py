@@ -4,11 +4,7 @@ row). Pure over the loaded topology; the hub refuses to start with them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
-from interlink.config import Topology, YamlReader
+from interlink.config import Topology, located
 
 Loc = tuple[str | int, ...]
 
@@ -37,13 +33,4 @@ def problems(topology: Topology) -> list[tuple[Loc, str]]:
 
 def render(topology: Topology) -> list[str]:
     """The problems as ``file:line: message``."""
-    reader = YamlReader()
-    try:
-        root = yaml.compose(Path(topology.path).read_text(encoding="utf-8"), yaml.SafeLoader)
-        if root is not None:
-            reader.build(root, ())
-    except (OSError, yaml.YAMLError):
-        pass
-    for loc, message in problems(topology):
-        reader.problem(loc, message)
-    return reader.render(str(topology.path))
+    return located(topology, problems(topology))
