@@ -25,7 +25,7 @@ from interlink.config import SourceSettings, System
 from interlink.errors import InputError, InterlinkError
 from interlink.features.reconcile.sources import detect_encoding, read_csv, read_xlsx
 from interlink.features.sources import queries
-from interlink.features.sources.metrics import ROWS
+from interlink.features.sources.metrics import ROWS, count_results
 from interlink.features.sources.outbox import json_safe
 from interlink.intake import Item, Prepared
 from interlink.store.queries import events
@@ -167,7 +167,7 @@ def poll_files(
             return _write(svc, conn, system, name, path.name, chunk, prepared, record, now)
 
         results = hub.store.write_sync(job)
-        for result, count in _counts(results).items():
+        for result, count in count_results(results).items():
             summary[result] += count
         summary["read"] += len(chunk)
         start += limit
@@ -201,18 +201,6 @@ def _done(
     svc._gauges(settings.name, len(remaining), oldest, now, up=True)
     summary["behind"] = len(remaining)
     return summary
-
-
-def _counts(results: list[Any]) -> dict[str, int]:
-    counts = {"accepted": 0, "duplicate": 0, "refused": 0}
-    for r in results:
-        if isinstance(r, InterlinkError):
-            counts["refused"] += 1
-        elif r.get("duplicate"):
-            counts["duplicate"] += 1
-        else:
-            counts["accepted"] += 1
-    return counts
 
 
 def _write(
@@ -254,7 +242,7 @@ def _write(
         )  # fmt: skip
     if record is not None:
         digest, (rows, accepted, refused) = record
-        counts = _counts(results)
+        counts = count_results(results)
         accepted += counts["accepted"] + counts["duplicate"]
         refused += counts["refused"]
         queries.add_file(conn, name, file, digest, now, rows, accepted, refused)

@@ -34,7 +34,7 @@ from sqlalchemy import Connection
 from interlink.config import SourceSettings, System
 from interlink.errors import ConfigError, Conflict, InputError, InterlinkError, NotFound
 from interlink.features.sources import queries
-from interlink.features.sources.metrics import BEHIND, OLDEST, PAUSED, ROWS, UP
+from interlink.features.sources.metrics import BEHIND, OLDEST, PAUSED, ROWS, UP, count_results
 from interlink.features.sources.outbox import Outbox, Pulled, Unreachable, encode_cursor
 from interlink.features.sources.query import QueryApi
 from interlink.intake import Item, Prepared
@@ -291,14 +291,7 @@ class Sources:
         return {"source": name, "read": 0, "error": error}
 
     def _summary(self, name: str, rows: list[Pulled], results: list[Any]) -> dict[str, Any]:
-        counts = {"accepted": 0, "duplicate": 0, "refused": 0}
-        for r in results:
-            if isinstance(r, InterlinkError):
-                counts["refused"] += 1
-            elif r.get("duplicate"):
-                counts["duplicate"] += 1
-            else:
-                counts["accepted"] += 1
+        counts = count_results(results)
         for result, count in counts.items():
             if count:
                 ROWS.labels(name, result).inc(count)
