@@ -60,6 +60,19 @@ async def read_form(
         raise InputError(f"malformed multipart form: {exc.message}") from None
 
 
+async def read_file(request: Request, limit: int, *, what: str) -> tuple[str, bytes]:
+    """The one uploaded file of a form (its name and at most ``limit + 1`` bytes: one byte
+    over is enough for the caller to refuse, and nothing more is read)."""
+    form = await read_form(request, limit + FORM_OVERHEAD, what=what)
+    try:
+        file = file_of(form)
+        if file is None:
+            raise InputError("the form needs a 'file' part")
+        return file.filename or "attachment", await file.read(limit + 1)
+    finally:
+        await form.close()
+
+
 def file_of(form: FormData, name: str = "file") -> UploadFile | None:
     """The uploaded file under ``name``, or None when the form has none."""
     value: Any = form.get(name)

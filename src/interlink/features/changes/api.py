@@ -8,14 +8,13 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from interlink.errors import InputError
 from interlink.features.changes import models
 from interlink.features.changes.service import changes
 from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES
 from interlink.service import Hub
 from interlink.times import parse_time
 from interlink.web.deps import hub_of, operator, reader
-from interlink.web.uploads import FORM_OVERHEAD, file_of, multipart_body, read_form
+from interlink.web.uploads import multipart_body, read_file
 
 router = APIRouter(tags=["changes"])
 
@@ -132,17 +131,8 @@ async def attach_to_change(
     change_id: int, request: Request, hub: HubDep, who: Operator
 ) -> dict[str, Any]:
     # The form is read here, after the credential: a File() parameter would be spooled first.
-    form = await read_form(
-        request, MAX_ATTACHMENT_BYTES + FORM_OVERHEAD, what="an attachment upload"
-    )
-    try:
-        file = file_of(form)
-        if file is None:
-            raise InputError("the form needs a 'file' part")
-        data = await file.read(MAX_ATTACHMENT_BYTES + 1)
-        return changes(hub).attach(change_id, file.filename or "attachment", data, who)
-    finally:
-        await form.close()
+    name, data = await read_file(request, MAX_ATTACHMENT_BYTES, what="an attachment upload")
+    return changes(hub).attach(change_id, name, data, who)
 
 
 @router.get(
