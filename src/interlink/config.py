@@ -495,7 +495,10 @@ class FileExchangeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> FileExchangeSettings:
-        if self.location.startswith("sftp://"):
+        results_at = self.results.location if self.results is not None else None
+        if self.location.startswith("sftp://") or (results_at or "").startswith("sftp://"):
+            # Also for results read over SFTP beside a local folder: without known_hosts the
+            # SSH library would accept any server key (and give it the password).
             if self.known_hosts is None:
                 raise ValueError(
                     "an sftp:// location needs known_hosts (the server's host key is checked)"

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from sqlalchemy import Connection
 
 from interlink import times
 from interlink.config import parse_duration
-from interlink.errors import InputError, NotFound
+from interlink.errors import Forbidden, InputError, NotFound
 from interlink.features.alerts import notify
 from interlink.features.alerts.service import ChannelSender, Sender
 from interlink.features.alerts.wording import CONSOLE_URL_ENV
@@ -77,6 +78,9 @@ def reminder_lead() -> timedelta:
 
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _clean(text: str | None) -> str:
@@ -210,6 +214,9 @@ class Changes:
         title = _clean(title)
         if not title:
             raise InputError("a change needs a title")
+        if _CONTROL.search(title):
+            # The title is the notice's mail subject: a line break there would be a header.
+            raise InputError("a change's title is one line, without control characters")
         files = []
         for filename, data in attachments or []:
             name = Path(filename.replace("\\", "/")).name or "attachment"
@@ -300,7 +307,9 @@ class Changes:
             raise NotFound(f"no attachment {attachment_id} on change {change_id}")
         path = Incidents(self.hub).data_dir() / row.stored_as
         if not path.is_file():
-            raise NotFound(f"attachment {attachment_id}: its file is missing from {path.parent}")
+            # The folder goes to the log, not to the caller: no machine paths in answers.
+            log.warning("change attachment %s: its file %s is missing", attachment_id, path)
+            raise NotFound(f"attachment {attachment_id}: its file is missing from the data folder")
         return {"filename": row.filename, "content_type": row.content_type, "size": row.size}, path
 
     # -- reading ------------------------------------------------------------------------------
@@ -413,7 +422,9 @@ class Changes:
             lambda conn: queries.get_recipient(conn, change_id, recipient_id)
         )
         if row is None:
-            raise NotFound(f"no recipient {recipient_id} on change {change_id}")
+            # As for a forged link: the link's page is public, and must not tell which
+            # changes and recipients exist.
+            raise Forbidden("this acknowledgement link is not valid (altered or forged)")
         links.verify(
             self.key(), token, change_id, recipient_id, address_of(row), self.hub.clock.now()
         )

@@ -193,6 +193,10 @@ def parse_results(settings: FileExchangeSettings, content: bytes) -> Results:
         except (UnicodeDecodeError, csv.Error) as e:
             found.problems.append({"line": number, "problem": str(e), "text": text[:500]})
             continue
+        # NUL as U+FFFD, as in a downstream's answer: PostgreSQL keeps no NUL in text, and a
+        # line that cannot be stored would fail its whole file at every poll.
+        text = text.replace("\x00", "\ufffd")
+        cells = [c.replace("\x00", "\ufffd") for c in cells]
         if header_due:
             header_due = False
             names = cells

@@ -72,11 +72,16 @@ class FolderPlace:
         return await asyncio.to_thread(self._put, name, content)
 
     def _names(self, pattern: str) -> list[str]:
+        # Not symbolic links: one could name any file the hub may read (its secrets), whose
+        # lines would then be kept and shown as a result file's problems.
         try:
             return sorted(
                 p.name
                 for p in self.folder.iterdir()
-                if p.is_file() and not p.name.startswith(".") and fnmatch.fnmatch(p.name, pattern)
+                if p.is_file()
+                and not p.is_symlink()
+                and not p.name.startswith(".")
+                and fnmatch.fnmatch(p.name, pattern)
             )
         except OSError as e:
             raise TransportError("protocol", f"{self.folder}: {e.strerror or e}") from None
@@ -109,9 +114,12 @@ class SftpPlace:
         import asyncssh
 
         s = self.settings
+        if s.known_hosts is None:
+            # None would switch the host key check off: never connect without one.
+            raise TransportError("refused", f"{self.where}: no known_hosts to check the server by")
         options: dict[str, Any] = {
             "port": self.port,
-            "known_hosts": str(s.known_hosts) if s.known_hosts else None,
+            "known_hosts": str(s.known_hosts),
             "connect_timeout": s.connect_timeout.total_seconds(),
             # Only what the topology names: no ~/.ssh/config, agent or default keys.
             "config": None,

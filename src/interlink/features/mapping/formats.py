@@ -35,6 +35,7 @@ _TOKENS = {
 _TOKEN = re.compile("|".join(_TOKENS))
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HUNDRED = Decimal(100)
+_MAX_ADJUSTED = 18  # the largest power of ten of an amount in yuan (10^20 fen: over 64 bits)
 _PLAIN = re.compile(r"\s*([-+]?)(\d+(?:\.\d*)?|\.\d+)\s*")
 
 
@@ -62,6 +63,12 @@ def fen(value: Any) -> int:
         raise ValueError(f"{value!r} is not a decimal amount") from None
     if not amount.is_finite():
         raise ValueError(f"{value!r} is not a decimal amount")
+    # Bounded before any arithmetic: int() of "1e999990" fen takes a minute of CPU, "1e9999999"
+    # overflows the context, "1e-9999999" underflows to 0; no fen amount fits 64 bits past 1e18.
+    if amount and amount.adjusted() > _MAX_ADJUSTED:
+        raise ValueError(f"{str(value)[:40]!r} is too large an amount")
+    if amount and amount.adjusted() < -2:
+        raise ValueError(f"{str(value)[:40]!r} has a fraction of a fen")
     in_fen = amount * _HUNDRED
     whole = in_fen.to_integral_value()
     if in_fen != whole:

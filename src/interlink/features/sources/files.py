@@ -69,6 +69,9 @@ def read_lines(path: Path, fmt: str, encoding: str | None) -> Iterator[Line]:
                 except ValueError as exc:
                     yield number, InputError(f"malformed JSON: {exc}")
                     continue
+                except RecursionError:  # nested deeper than a parser goes: one bad line
+                    yield number, InputError("malformed JSON: nested too deep")
+                    continue
                 if not isinstance(value, dict):
                     yield number, InputError("each line must be a JSON object")
                     continue
@@ -91,6 +94,17 @@ def read_lines(path: Path, fmt: str, encoding: str | None) -> Iterator[Line]:
                 yield number, fields
     finally:
         records.close()
+
+
+def _unreadable(path: Path, limit: int) -> str | None:
+    """Why a dropped file is refused unread: a symbolic link (it could name any file the hub
+    may read, its secrets included), or over ``limit`` bytes (it is read whole)."""
+    if path.is_symlink():
+        return f"{path.name}: a symbolic link, not read; drop the file itself"
+    size = path.stat().st_size
+    if size > limit:
+        return f"{path.name}: {size} bytes, over engine.max_upload_bytes ({limit}); split it"
+    return None
 
 
 def _aside(path: Path, folder: Path, now: datetime) -> Path:
@@ -124,10 +138,19 @@ def poll_files(
         return _done(svc, system, settings, state, folder, summary, now)
     path = files[0]
     try:
+        unreadable = _unreadable(path, hub.topology.engine.max_upload_bytes)
+        if unreadable is not None:
+            raise InputError(unreadable)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:  # taken away between the listing and the read
         summary["skipped"] = f"cannot read {path.name}: {exc.strerror or exc}"
         return summary
+    except InputError as exc:
+        refused = exc
+        hub.store.write_sync(lambda conn: _failed(conn, system, name, path.name, refused, now))
+        _aside(path, folder / FAILED, now)
+        summary["failed"] = refused.message
+        return _done(svc, system, settings, state, folder, summary, now)
     summary["file"] = path.name
     if hub.store.read_sync(lambda conn: queries.file_taken(conn, name, path.name, digest)):
         _aside(path, folder / DONE, now)

@@ -98,7 +98,7 @@ def _payload(value: Any) -> Any:
         except orjson.JSONDecodeError:
             try:  # numbers beyond 64 bits
                 return json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested too deep: one refused row
                 return value  # intake refuses it: not an object
     return json_safe(value)
 
@@ -126,9 +126,16 @@ class Outbox:
         self.url = engine_url(settings)
         self.dialect = "mysql" if self.url.startswith("mysql") else "postgresql"
         args: dict[str, Any] = {"connect_timeout": 5}
-        self.engine = sa.create_engine(
-            self.url, pool_pre_ping=True, pool_size=2, max_overflow=2, connect_args=args
-        )
+        try:
+            self.engine = sa.create_engine(
+                self.url, pool_pre_ping=True, pool_size=2, max_overflow=2, connect_args=args
+            )
+        except (ValueError, SQLAlchemyError):
+            # Never the URL itself in the message: it holds the password.
+            raise InputError(
+                f"source {settings.name}: {settings.url_env} is not a usable database URL "
+                "(mysql://user:password@host:port/db or postgresql://...)"
+            ) from None
         if self.dialect == "postgresql":
             zone = getattr(tz, "key", "UTC")
 

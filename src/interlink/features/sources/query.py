@@ -52,6 +52,8 @@ def local_address_problem(url: str) -> str | None:
         return f"cannot resolve {host}: {exc}"
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        # ::ffff:127.0.0.1 reaches 127.0.0.1, yet is not "loopback" as an IPv6 address.
+        address = getattr(address, "ipv4_mapped", None) or address
         if address.is_loopback or address.is_link_local or address.is_unspecified:
             return (
                 f"{host} resolves to the local address {address}; set allow_local: true "
@@ -138,8 +140,8 @@ class QueryApi:
             raise Unreachable(f"query API: an answer over {MAX_PAGE_BYTES} bytes; ask less")
         try:
             answer = json.loads(body)
-        except ValueError:
-            raise Unreachable("query API: the answer is not JSON") from None
+        except (ValueError, RecursionError):
+            raise Unreachable("query API: the answer is not JSON (or nested too deep)") from None
         items = _dig(answer, self.endpoint.items_path)
         if not isinstance(items, list):
             raise Unreachable(f"query API: no list at {self.endpoint.items_path!r} in the answer")
