@@ -171,7 +171,16 @@ class AmqpTransport:
                 raise TransportError(
                     "local", f"AMQP {self.system}: {self.url_env} is not set (the broker URL)"
                 )
-            connection = self._connection = await aio_pika.connect(url, timeout=timeout)
+            # Made, then connected, so that a connect that fails is closed here: left to the
+            # garbage collector it warns, on whatever thread frees it, of a close never awaited.
+            connection = aio_pika.Connection(aio_pika.connection.make_url(url))
+            try:
+                await connection.connect(timeout=timeout)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                raise
+            self._connection = connection
         # Exchanges are not declared: they are the broker owner's. Publishing to one that
         # does not exist closes the channel with 404, which is the answer.
         self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -7,7 +7,9 @@ rate while the sandboxes play their timelines, waits until every delivery has en
 time limit), and returns the report as plain data (:mod:`.report` renders it).
 
 A target that takes files gets a :class:`~.files.FileSandbox` (a folder, or an SFTP server
-on loopback) and the file exchange is driven at a drill's pace; a drill with ``outbox:``
+on loopback) and the file exchange is driven at a drill's pace; a target reached through a
+message broker gets a :class:`~.brokers.BrokerSandbox` (a scratch exchange and queue, or
+stream, on a real broker, behind a relay that plays the faults); a drill with ``outbox:``
 writes its documents as rows of a table of its own in a scratch database
 (:class:`~.outbox.DrillOutbox`) and the sources feature's loop takes them, as in production.
 
@@ -39,9 +41,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from interlink.clock import SystemClock
-from interlink.config import FileExchangeSettings, Flow, SourceSettings, Topology
+from interlink.config import (
+    FileExchangeSettings,
+    Flow,
+    SourceSettings,
+    Topology,
+    address_parts,
+    broker_address,
+)
 from interlink.errors import ConfigError, InputError, InterlinkError
 from interlink.features.drills import queries
+from interlink.features.drills.brokers import BrokerSandbox
 from interlink.features.drills.expectations import (
     FAILED,
     NOT_AVAILABLE,
@@ -59,6 +69,7 @@ from interlink.features.drills.files import FileSandbox
 from interlink.features.drills.outbox import DrillOutbox
 from interlink.features.drills.sandbox import Received, Sandbox
 from interlink.features.drills.spec import (
+    BROKERS,
     Drill,
     DrillFile,
     check_against,
@@ -78,6 +89,8 @@ FILE_TICK = 0.1  # a round of the file exchange
 CUT_EVERY = 0.3  # a batch file from whatever waits
 
 log = logging.getLogger(__name__)
+
+AnySandbox = Sandbox | FileSandbox | BrokerSandbox
 
 
 class DrillRefused(InterlinkError):
@@ -177,12 +190,14 @@ def sandboxed_topology(
     *,
     files: dict[str, FileSandbox] | None = None,
     source: SourceSettings | None = None,
+    brokers: dict[str, BrokerSandbox] | None = None,
 ) -> Topology:
     """A copy of ``topology`` for the rehearsal: only the drill's flows, every target's url
     replaced by its sandbox (a file-taking target's folders by its sandbox's), no source but
     the drill's own outbox, no contact channel and no SMTP, the drill's overrides applied."""
     drill = spec.drill
     files = files or {}
+    brokers = brokers or {}
     systems = {}
     for name, system in topology.systems.items():
         update: dict[str, Any] = {
@@ -196,9 +211,14 @@ def sandboxed_topology(
         }
         if name in files and system.file_exchange is not None:
             update["file_exchange"] = _file_settings(system.file_exchange, files[name])
+        elif name in brokers:
+            update.update(_broker_settings(system, brokers[name]))
         elif system.transport == "file":
             # Not a target of the drill: no flow sends it anything, and no file is read.
             update.update(transport="http", file_exchange=None)
+        elif system.transport in BROKERS:
+            # Not a target either: no connection to its broker can be opened.
+            update.update(transport="http", amqp=None, nats=None)
         override = drill.overrides.systems.get(name)
         if override is not None:
             update.update({k: v for k, v in override.model_dump().items() if v is not None})
@@ -252,17 +272,66 @@ def _file_settings(settings: FileExchangeSettings, sandbox: FileSandbox) -> File
     )
 
 
+def _broker_settings(system: Any, sandbox: BrokerSandbox) -> dict[str, Any]:
+    """The system's broker block pointed at the drill's scratch exchange (every routing key
+    reaches the scratch queue) or stream (the subjects under the scratch name), reached
+    through the sandbox's relay: its ``url_env`` is the drill's own variable."""
+    if system.amqp is not None:
+        return {
+            "amqp": system.amqp.model_copy(
+                update={"url_env": sandbox.env, "exchange": sandbox.scratch}
+            )
+        }
+    subject = f"{sandbox.scratch}.{system.nats.subject}"
+    return {
+        "nats": system.nats.model_copy(
+            update={
+                "url_env": sandbox.env,
+                "servers": [],
+                "subject": subject,
+                "stream": sandbox.scratch,
+            }
+        )
+    }
+
+
+def _broker_refusal(name: str, system: Any, brokers: dict[str, BrokerSandbox]) -> str | None:
+    """Why the broker system ``name`` could reach something that is not its sandbox."""
+    sandbox = brokers.get(name)
+    if sandbox is None or sandbox.relay is None:
+        return f"system {name} would publish to a broker that is not a drill sandbox"
+    settings = system.amqp if system.transport == "amqp" else system.nats
+    if settings is None or settings.url_env != sandbox.env:
+        return f"system {name} would reach its broker through a variable not the drill's own"
+    if (
+        urlsplit(os.environ.get(sandbox.env, "")).hostname != "127.0.0.1"
+        or urlsplit(os.environ[sandbox.env]).port != sandbox.relay.port
+    ):
+        return f"system {name} would reach a broker that is not the drill's relay"
+    if system.amqp is not None and system.amqp.exchange != sandbox.scratch:
+        return f"system {name} would publish to exchange {system.amqp.exchange!r}"
+    if system.nats is not None and (system.nats.servers or system.nats.stream != sandbox.scratch):
+        return f"system {name} would publish to a stream that is not the drill's"
+    return None
+
+
 def assert_sandboxed(
     topology: Topology,
     urls: dict[str, str],
     folders: Sequence[str] = (),
     source: SourceSettings | None = None,
+    brokers: dict[str, BrokerSandbox] | None = None,
 ) -> None:
     """Refuse to start unless every url the engine could use is one of the sandboxes', every
     folder files go to or come from is a sandbox's, and the only source is the drill's own
     outbox."""
     allowed = set(urls.values())
+    brokers = brokers or {}
     for name, system in topology.systems.items():
+        if system.transport in BROKERS:
+            refusal = _broker_refusal(name, system, brokers)
+            if refusal is not None:
+                raise DrillRefused(f"refusing to run: {refusal}")
         for source_name, settings in system.sources.items():
             if source is None or settings != source:
                 raise DrillRefused(
@@ -293,6 +362,12 @@ def assert_sandboxed(
         if topology.systems[flow.target].transport == "file":
             continue  # its folders are checked above
         url = topology.downstream_url(flow)
+        if topology.systems[flow.target].transport in BROKERS:
+            scratch = brokers[flow.target].scratch
+            part = address_parts(url)[0]
+            if part != scratch and not part.startswith(scratch + "."):
+                raise DrillRefused(f"refusing to run: flow {flow.name} would publish to {url}")
+            continue
         if not any(url.startswith(base + "/") for base in allowed):
             raise DrillRefused(f"refusing to run: flow {flow.name} would deliver to {url}")
 
@@ -360,10 +435,22 @@ async def _rehearse(
 ) -> dict[str, Any]:
     drill = spec.drill
     tmp = feed.tmp
-    sandboxes: dict[str, Sandbox | FileSandbox] = {}
+    sandboxes: dict[str, AnySandbox] = {}
     files: dict[str, FileSandbox] = {}
+    brokers: dict[str, BrokerSandbox] = {}
     for system in targets:
         exchange = topology.systems[system].file_exchange
+        kind = topology.systems[system].transport
+        if kind in BROKERS:
+            brokers[system] = BrokerSandbox(
+                system,
+                kind,
+                drill.brokers[system].broker_env,
+                drill.faults.get(system, []),
+                seed=drill.seed,
+            )
+            sandboxes[system] = brokers[system]
+            continue
         if topology.systems[system].transport == "file" and exchange is not None:
             files[system] = FileSandbox(
                 system, exchange, tmp / "files" / system, drill.faults.get(system, [])
@@ -380,15 +467,27 @@ async def _rehearse(
             system, drill.faults.get(system, []), timeout=timeout.total_seconds(), seed=drill.seed
         )
     database = f"sqlite:///{tmp / 'drill.db'}"
+    # A broker cut on purpose makes the AMQP client log every lost connection and failed
+    # connect; each is in the report (unavailable attempts), not on the terminal.
+    quiet = logging.getLogger("aiormq.connection")
+    mute = _Below(logging.CRITICAL)
+    if brokers:
+        quiet.addFilter(mute)
     try:
         for sandbox in sandboxes.values():
             await sandbox.start()
-        urls = {name: s.url for name, s in sandboxes.items() if name not in files}
+        urls = {
+            name: s.url
+            for name, s in sandboxes.items()
+            if name not in files and name not in brokers
+        }
         drill_topology = sandboxed_topology(
-            topology, spec, urls, database, files=files, source=feed.source
+            topology, spec, urls, database, files=files, source=feed.source, brokers=brokers
         )
         folders = [p for f in files.values() for p in (f.location, f.results_location)]
-        assert_sandboxed(drill_topology, urls, folders, feed.source)
+        assert_sandboxed(drill_topology, urls, folders, feed.source, brokers)
+        for name, broker in brokers.items():
+            broker.paths = _broker_paths(drill_topology, name, drill.flows)
         store = open_store(database)
         hub = Hub(
             drill_topology,
@@ -414,13 +513,14 @@ async def _rehearse(
     finally:
         for sandbox in sandboxes.values():
             await sandbox.stop()
+        quiet.removeFilter(mute)
 
 
 async def _run(
     spec: DrillFile,
     topology: Topology,
     hub: Hub,
-    sandboxes: dict[str, Sandbox | FileSandbox],
+    sandboxes: dict[str, AnySandbox],
     planned: list[Planned],
     progress: Callable[[str], None] | None,
     outbox: DrillOutbox | None = None,
@@ -477,6 +577,7 @@ async def _run(
             sandbox._stopping.set()  # end hanging answers so the engine stops at once
         await engine_task
         await asyncio.gather(*helpers, return_exceptions=True)
+    await _drain_brokers(hub, sandboxes)
     finished = hub.clock.now()
     return _report(
         spec,
@@ -491,6 +592,28 @@ async def _run(
         maintenance,
         outbox,
     )
+
+
+def _broker_paths(topology: Topology, system: str, flows: Sequence[str]) -> dict[str, str]:
+    """routing key (AMQP) or subject (NATS) → the path of the flow that publishes there."""
+    found: dict[str, str] = {}
+    for name in flows:
+        flow = topology.flows[name]
+        if flow.target == system:
+            parts = address_parts(broker_address(topology.systems[system], flow))
+            found.setdefault(parts[-1], flow.path)
+    return found
+
+
+async def _drain_brokers(hub: Hub, sandboxes: dict[str, AnySandbox]) -> None:
+    """Let each broker sandbox's consumer take what its broker confirmed."""
+    brokers = {n: s for n, s in sandboxes.items() if isinstance(s, BrokerSandbox)}
+    if not brokers:
+        return
+    rows = await hub.store.read(queries.rehearsal_deliveries)
+    for name, sandbox in brokers.items():
+        wanted = {r.document_id for r in rows if r.system == name and r.status == "delivered"}
+        await sandbox.drain(wanted)
 
 
 async def _feed(
@@ -635,7 +758,7 @@ def _report(
     spec: DrillFile,
     topology: Topology,
     hub: Hub,
-    sandboxes: dict[str, Sandbox | FileSandbox],
+    sandboxes: dict[str, AnySandbox],
     planned: list[Planned],
     results: list[tuple[Planned, dict[str, Any] | InterlinkError]],
     wall0: datetime,
@@ -817,6 +940,7 @@ def _report(
                     if r.document_id in {d.document_id for d in s.duplicates()}
                 ],
                 **({"files": s.files} if isinstance(s, FileSandbox) else {}),
+                **({"broker": s.info()} if isinstance(s, BrokerSandbox) else {}),
             }
             for name, s in sandboxes.items()
         },
@@ -845,9 +969,7 @@ def _marked(outbox: DrillOutbox) -> int | None:
         return None
 
 
-def _resolve_lines(
-    hub: Hub, topology: Topology, sandboxes: dict[str, Sandbox | FileSandbox]
-) -> None:
+def _resolve_lines(hub: Hub, topology: Topology, sandboxes: dict[str, AnySandbox]) -> None:
     """Name the document on each line a file sandbox booked, from the hub's record of which
     delivery went on which line of which file; the line then counts as its flow's path."""
     lines = {

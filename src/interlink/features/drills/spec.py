@@ -49,6 +49,9 @@ FaultKind = Literal[
 ]
 # What a file-exchange sandbox (transport: file) can play; the rest are HTTP answers.
 FILE_FAULTS = ("up", "down", "slow", "refuse_file")
+# What a broker sandbox (transport: amqp or nats) can play, through its relay.
+BROKER_FAULTS = ("up", "down", "slow")
+BROKERS = ("amqp", "nats")
 _STRICT = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
 
@@ -128,6 +131,15 @@ class OutboxFeed(BaseModel):
     interval: Duration = timedelta(milliseconds=200)
     batch: int | None = Field(default=None, ge=1, le=50_000)
     settle: Duration | None = None
+
+
+class BrokerFeed(BaseModel):
+    """Where a broker target's scratch exchange and queue (AMQP) or stream (NATS) are made:
+    the broker whose URL the variable ``broker_env`` holds."""
+
+    model_config = _STRICT
+
+    broker_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class EngineOverride(BaseModel):
@@ -233,6 +245,7 @@ class Drill(BaseModel):
     faults: dict[str, list[FaultStep]] = {}
     maintenance: Maintenance | None = None
     outbox: OutboxFeed | None = None
+    brokers: dict[str, BrokerFeed] = {}
     overrides: Overrides = Field(default_factory=Overrides)
     expect: Expectations = Field(default_factory=Expectations)
     time_limit: Duration = timedelta(seconds=60)
@@ -306,6 +319,17 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
             taker = topology.systems.get(flow.target)
             if (
                 taker is not None
+                and taker.transport in BROKERS
+                and flow.target not in drill.brokers
+            ):
+                problem(
+                    ("flows", i),
+                    f"{flow.target} is reached through a message broker (transport: "
+                    f"{taker.transport}): give brokers.{flow.target}.broker_env, the variable "
+                    "holding the URL of a broker where the drill may make scratch queues",
+                )
+            if (
+                taker is not None
                 and taker.transport == "file"
                 and taker.file_exchange is not None
                 and taker.file_exchange.results is None
@@ -322,8 +346,15 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
             problem(("faults", system), f"{system!r} is not a target of the drill's flows")
             continue
         by_file = system in topology.systems and topology.systems[system].transport == "file"
+        by_broker = system in topology.systems and topology.systems[system].transport in BROKERS
         for i, step in enumerate(steps):
-            if by_file and step.fault not in FILE_FAULTS:
+            if by_broker and step.fault not in BROKER_FAULTS:
+                problem(
+                    ("faults", system, i, "fault"),
+                    f"{system} is reached through a message broker: its sandbox plays "
+                    f"{', '.join(BROKER_FAULTS)}",
+                )
+            elif by_file and step.fault not in FILE_FAULTS:
                 problem(
                     ("faults", system, i, "fault"),
                     f"{system} takes files: its sandbox plays {', '.join(FILE_FAULTS)}",
@@ -335,6 +366,21 @@ def check_against(spec: DrillFile, topology: Topology) -> None:
                 )
     if drill.outbox is not None:
         _check_outbox(drill, topology, flows, problem)
+    for system, feed in drill.brokers.items():
+        found = topology.systems.get(system)
+        if found is None or found.transport not in BROKERS:
+            problem(("brokers", system), f"{system!r} is not a system with transport: amqp or nats")
+        elif flows and system not in targets:
+            problem(("brokers", system), f"{system!r} is not a target of the drill's flows")
+        else:
+            own = found.amqp.url_env if found.amqp is not None else None
+            own = found.nats.url_env if found.nats is not None else own
+            if feed.broker_env == own:
+                problem(
+                    ("brokers", system, "broker_env"),
+                    f"{feed.broker_env} is {system}'s own url_env: a drill never uses the "
+                    "system's broker; name a scratch broker's variable",
+                )
     mapped = [f.name for f in flows if f.map is not None]
     if drill.expect.mapped is True and flows and not mapped:
         problem(("expect", "mapped"), "none of the drill's flows has a map:")
