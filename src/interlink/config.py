@@ -409,6 +409,7 @@ class FileExchangeResults(BaseModel):
     message: str | None = None  # the column with the downstream's reason
     deadline: str = "24h"  # a duration after sending, or a time of day (the next one)
     poll: Duration = timedelta(minutes=5)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)  # a bigger result file is not read
 
     @field_validator("location")
     @classmethod

@@ -24,6 +24,22 @@ from urllib.parse import urlsplit
 from interlink.config import FileExchangeSettings
 from interlink.errors import TransportError
 
+# Result files are read whole: a bigger one is left unread (file_exchange.results.max_bytes).
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+def _limit(settings: FileExchangeSettings) -> int:
+    return settings.results.max_bytes if settings.results is not None else MAX_RESULT_BYTES
+
+
+class TooBig(Exception):
+    """A file over the size it may be read up to: left unread."""
+
+    def __init__(self, where: str, size: int, limit: int) -> None:
+        super().__init__(f"{where}: {size} bytes, over results.max_bytes ({limit}); not read")
+        self.size = size
+        self.limit = limit
+
 
 class Place(Protocol):
     async def put(self, name: str, content: bytes) -> bool:
@@ -32,14 +48,20 @@ class Place(Protocol):
 
     async def names(self, pattern: str) -> list[str]: ...
 
-    async def get(self, name: str) -> bytes: ...
+    async def get(self, name: str) -> bytes:
+        """The file's bytes; :class:`TooBig` (nothing kept) when over the place's limit."""
+        ...
 
 
 def place_for(settings: FileExchangeSettings, location: str | None = None) -> Place:
     where = location or settings.location
     if where.startswith("sftp://"):
         return SftpPlace(settings, where)
-    return FolderPlace(Path(where))
+    return FolderPlace(Path(where), _limit(settings))
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
 def _part(name: str) -> str:
@@ -47,8 +69,9 @@ def _part(name: str) -> str:
 
 
 class FolderPlace:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_bytes: int = MAX_RESULT_BYTES) -> None:
         self.folder = folder
+        self.max_bytes = max_bytes
 
     def _put(self, name: str, content: bytes) -> bool:
         final, temp = self.folder / name, self.folder / _part(name)
@@ -89,9 +112,21 @@ class FolderPlace:
     async def names(self, pattern: str) -> list[str]:
         return await asyncio.to_thread(self._names, pattern)
 
+    def _get(self, name: str, limit: int) -> bytes:
+        path = self.folder / name
+        # Not through a symbolic link planted since the listing.
+        with open(path, "rb", opener=_no_follow) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise TooBig(name, size, limit)
+            data = f.read(limit + 1)
+        if len(data) > limit:  # grown since: still not kept whole
+            raise TooBig(name, len(data), limit)
+        return data
+
     async def get(self, name: str) -> bytes:
         try:
-            return await asyncio.to_thread((self.folder / name).read_bytes)
+            return await asyncio.to_thread(self._get, name, self.max_bytes)
         except OSError as e:
             raise TransportError("protocol", f"{self.folder / name}: {e.strerror or e}") from None
 
@@ -108,6 +143,7 @@ class SftpPlace:
         self.user = parts.username or settings.user
         self.folder = parts.path or "."
         self.where = f"sftp://{self.host}:{self.port}{self.folder}"
+        self.max_bytes = _limit(settings)
 
     @asynccontextmanager
     async def _sftp(self) -> AsyncIterator[Any]:
@@ -177,6 +213,12 @@ class SftpPlace:
         return sorted(n for n in found if not n.startswith(".") and fnmatch.fnmatch(n, pattern))
 
     async def get(self, name: str) -> bytes:
+        limit = self.max_bytes
         async with self._sftp() as sftp, sftp.open(self._path(name), "rb") as f:
-            data: bytes = await f.read()
+            size = (await f.stat()).size
+            if size is not None and size > limit:
+                raise TooBig(name, size, limit)
+            data: bytes = await f.read(limit + 1)
+        if len(data) > limit:  # grown since, or a size the server did not tell
+            raise TooBig(name, len(data), limit)
         return data

@@ -42,7 +42,7 @@ from interlink.engine.applier import load_holds
 from interlink.errors import InputError, NotFound, TransportError
 from interlink.features.file_exchange import fileformat, queries
 from interlink.features.file_exchange.fileformat import Item
-from interlink.features.file_exchange.places import Place, place_for
+from interlink.features.file_exchange.places import Place, TooBig, place_for
 from interlink.features.file_exchange.schedule import latest_cut, result_due
 from interlink.model import HoldReason
 from interlink.store.queries import claims, documents, events, transitions
@@ -310,8 +310,14 @@ class FileExchange:
 
         read: list[dict[str, Any]] = []
         for name in await self.hub.store.read(fresh):
-            content = await place.get(name)
-            parsed = fileformat.parse_results(settings, content)
+            try:
+                content = await place.get(name)
+            except TooBig as exc:
+                # Recorded with its problem (and an event), so the files after it are read.
+                problem = {"line": 0, "problem": str(exc), "text": ""}
+                parsed = fileformat.Results(problems=[problem])
+            else:
+                parsed = fileformat.parse_results(settings, content)
             read.append(
                 await self.hub.store.write(
                     partial(self._settle, system=system, name=name, parsed=parsed, now=now)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import statistics
@@ -31,6 +32,8 @@ from interlink.features.incidents import queries
 
 if TYPE_CHECKING:
     from interlink.service import Hub
+
+log = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 STATUSES = ("open", "investigating", "resolved")
@@ -383,7 +386,9 @@ class Incidents:
             raise NotFound(f"no attachment {attachment_id} on incident {incident_id}")
         path = self.data_dir() / row.stored_as
         if not path.is_file():
-            raise NotFound(f"attachment {attachment_id}: its file is missing from {path.parent}")
+            # The folder goes to the log, not to the caller: no machine paths in answers.
+            log.warning("incident attachment %s: its file %s is missing", attachment_id, path)
+            raise NotFound(f"attachment {attachment_id}: its file is missing from the data folder")
         meta = {"filename": row.filename, "content_type": row.content_type, "size": row.size}
         return meta, path
 

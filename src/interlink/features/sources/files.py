@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -107,6 +108,27 @@ def _unreadable(path: Path, limit: int) -> str | None:
     return None
 
 
+def _sidings_problem(folder: Path) -> str | None:
+    """Why ``done/`` or ``failed/`` of the drop folder may not be moved into, or None; makes
+    them when missing. A symbolic link there (planted by whoever may write the drop folder)
+    would have the hub move files anywhere it may write: refused, never followed."""
+    for side in (DONE, FAILED):
+        place = folder / side
+        try:
+            place.mkdir(exist_ok=True)
+            mode = place.lstat().st_mode
+        except OSError as exc:
+            return f"cannot make the folder {side}/ of {folder}: {exc.strerror or exc}"
+        if stat.S_ISLNK(mode):
+            return (
+                f"{side}/ of {folder} is a symbolic link; files are never moved through one: "
+                f"replace it with a folder"
+            )
+        if not stat.S_ISDIR(mode):
+            return f"{side}/ of {folder} is not a folder; remove it"
+    return None
+
+
 def _aside(path: Path, folder: Path, now: datetime) -> Path:
     """Move ``path`` into ``folder``, never over a file already there."""
     folder.mkdir(exist_ok=True)
@@ -130,6 +152,9 @@ def poll_files(
     assert folder is not None
     if not folder.is_dir():
         return svc._unreachable(system, settings, state, f"no folder {folder}", now)
+    sidings = _sidings_problem(folder)
+    if sidings is not None:
+        return svc._unreachable(system, settings, state, sidings, now)
     files = waiting(folder, settings.settle.total_seconds())
     summary: dict[str, Any] = {
         "source": name, "paused": False, "read": 0, "accepted": 0, "duplicate": 0, "refused": 0,

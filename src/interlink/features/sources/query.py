@@ -7,15 +7,14 @@ reconciliation's for its query endpoint: http(s) only, redirects not followed, t
 sent to the endpoint's own origin only, answers read up to a size cap; and, as for
 deliveries, a URL that cannot make a valid request is refused before anything is sent.
 Loopback, link-local (cloud metadata) and unspecified addresses are refused unless the
-source says ``allow_local: true``.
+source says ``allow_local: true``. The name is resolved once: the request goes to the
+addresses that were checked (interlink.transports.pinned), never to a second answer.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,11 +25,17 @@ from interlink.config import SourceEndpoint, SourceSettings
 from interlink.features.reconcile.sources import MAX_PAGE_BYTES
 from interlink.features.sources.outbox import Pulled, Unreachable, json_safe
 from interlink.transports.http import unbuildable
+from interlink.transports.pinned import LocalAddress, checked_addresses, pinned_open
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+class _Pinned:
+    """Opens a request at its host's checked addresses (see pinned_open)."""
+
+    def __init__(self, allow_local: bool) -> None:
+        self.allow_local = allow_local
+
+    def open(self, request: urllib.request.Request, timeout: float) -> Any:
+        return pinned_open(request, timeout, self.allow_local)
 
 
 def _dig(value: Any, path: str | None) -> Any:
@@ -45,20 +50,10 @@ def _dig(value: Any, path: str | None) -> Any:
 
 def local_address_problem(url: str) -> str | None:
     """Why ``url``'s host may not be asked without ``allow_local``, or None."""
-    host = urllib.parse.urlsplit(url).hostname or ""
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as exc:
-        return f"cannot resolve {host}: {exc}"
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        # ::ffff:127.0.0.1 reaches 127.0.0.1, yet is not "loopback" as an IPv6 address.
-        address = getattr(address, "ipv4_mapped", None) or address
-        if address.is_loopback or address.is_link_local or address.is_unspecified:
-            return (
-                f"{host} resolves to the local address {address}; set allow_local: true "
-                "for an upstream on this machine"
-            )
+        checked_addresses(url, allow_local=False)
+    except LocalAddress as exc:
+        return str(exc)
     return None
 
 
@@ -67,7 +62,7 @@ class QueryApi:
         assert settings.endpoint is not None
         self.settings = settings
         self.endpoint: SourceEndpoint = settings.endpoint
-        self.opener = urllib.request.build_opener(_NoRedirects)
+        self.opener = _Pinned(self.endpoint.allow_local)
 
     def close(self) -> None:
         return None
@@ -122,14 +117,15 @@ class QueryApi:
         url = self.url(cursor, now)
         headers = self._headers()
         problem = unbuildable(url, headers)
-        if problem is None and not self.endpoint.allow_local:
-            problem = local_address_problem(url)
         if problem is not None:
             raise Unreachable(f"query API {self.endpoint.url}: {problem}")
         request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only
         try:
+            # Resolved once, every address checked, and asked at those addresses only.
             with self.opener.open(request, timeout=30) as response:
                 body = response.read(MAX_PAGE_BYTES + 1)
+        except LocalAddress as exc:
+            raise Unreachable(f"query API {self.endpoint.url}: {exc}") from None
         except urllib.error.HTTPError as exc:
             where = exc.headers.get("Location") if 300 <= exc.code < 400 else None
             more = f" (a redirect to {where}; redirects are not followed)" if where else ""
