@@ -20,8 +20,14 @@ def status(config: ConfigOption = None, json_: JsonOption = False) -> None:
         if json_:
             print_json(data)
             return
-        out.print(flow_table(data))
-        out.print(system_table(data, h.topology))
+        for table in tables(data, h.topology):
+            out.print(table)
+
+
+def tables(data: dict[str, Any], topology: Topology) -> list[Table]:
+    """Flows, then the upstream sources the hub reads (when it reads any), then systems."""
+    sources = [source_table(data["sources"])] if data.get("sources") else []
+    return [flow_table(data), *sources, system_table(data, topology)]
 
 
 def held_text(held: dict[str, int]) -> str:
@@ -70,6 +76,43 @@ def files_text(files: dict[str, int] | None) -> Text | str:
         *([", "] if not_sent and overdue else []),
         *([(f"{overdue} result overdue", "red")] if overdue else []),
     )
+
+
+def source_table(sources: dict[str, Any]) -> Table:
+    """The upstream sources the hub reads (docs/sources.md): how far behind each one is."""
+    table = Table(title="sources", title_justify="left")
+    table.add_column("source")
+    table.add_column("system")
+    table.add_column("kind")
+    table.add_column("paused")
+    table.add_column("behind", justify="right")
+    table.add_column("oldest unread", justify="right")
+    table.add_column("error")
+    for name, s in sources.items():
+        behind = s.get("behind")
+        age = s.get("oldest_unread_age")
+        table.add_row(
+            name,
+            s["system"],
+            s["kind"],
+            Text("paused", style="yellow") if s.get("paused") else "",
+            "" if behind is None else Text(str(behind), style="yellow" if s.get("lagging") else ""),
+            "" if age is None else _age(age),
+            Text(s["error"], style="red") if s.get("error") else "",
+        )
+    return table
+
+
+def _age(seconds: float) -> str:
+    """``42s``, ``5m``, ``3h 20m``, ``2d 4h``: an age read at a glance."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def system_table(data: dict[str, Any], topology: Topology) -> Table:

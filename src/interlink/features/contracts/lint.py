@@ -5,6 +5,8 @@
   no document delivered to its source system defines;
 - a scenario matcher looks at a field the contract does not define;
 - a flow requires a scenario on a document type that lists none (everything would be held);
+- a flow has both a ``map:`` and a hand-written ``reads:`` that disagrees with the map's
+  lineage: impact analysis uses the lineage, so the ``reads:`` misleads whoever reads it;
 - a document type's ``deadline`` or ``amount`` field is not defined by its (open) contract;
   a closed one (``additionalProperties: false``) makes that an error of loading instead;
 - a flow's source system has no ``token_env``: it cannot submit over the API, only
@@ -68,6 +70,7 @@ def warnings(topology: Topology) -> list[tuple[Loc, str]]:
                 )
     found.extend(_tokenless_sources(topology))
     found.extend(_mail_without_smtp(topology))
+    found.extend(_reads_against_lineage(topology))
     for flow in sorted(topology.flows.values(), key=lambda f: f.name):
         fields = fields_of.get(flow.document)
         where = f"flows.{flow.name}"
@@ -123,6 +126,43 @@ def warnings(topology: Topology) -> list[tuple[Loc, str]]:
                 )
             )
     return found
+
+
+def _reads_against_lineage(topology: Topology) -> list[tuple[Loc, str]]:
+    """Mapped flows whose hand-written ``reads:`` lacks a field the map reads, or lists one it
+    never reads (reading an object covers the fields inside it, either way)."""
+    found: list[tuple[Loc, str]] = []
+    for name, flow in sorted(topology.flows.items()):
+        if flow.map is None or flow.reads is None:
+            continue
+        doc = topology.documents.get(flow.document)
+        lineage = flow.map.lineage(when_fields(doc.scenarios) if doc is not None else ())
+        mapped = sorted({field for sources in lineage.values() for field in sources})
+        lacking = [m for m in mapped if not any(_within(m, r) for r in flow.reads)]
+        unread = [r for r in flow.reads if not any(_within(m, r) or _within(r, m) for m in mapped)]
+        if not lacking and not unread:
+            continue
+        said = [
+            *([f"the map reads {_names(lacking)}, which reads: lacks"] if lacking else []),
+            *([f"reads: lists {_names(unread)}, which the map never reads"] if unread else []),
+        ]
+        found.append(
+            (
+                ("flows", name, "reads"),
+                f"flows.{name}.reads: disagrees with its map: {'; '.join(said)}; impact "
+                "analysis uses the map's lineage, not reads:",
+            )
+        )
+    return found
+
+
+def _within(field: str, read: str) -> bool:
+    """Whether ``field`` is ``read`` or inside it (dotted)."""
+    return field == read or field.startswith(read + ".")
+
+
+def _names(fields: list[str]) -> str:
+    return ", ".join(repr(f) for f in fields)
 
 
 def _tokenless_sources(topology: Topology) -> list[tuple[Loc, str]]:
