@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from interlink.errors import InputError
-from interlink.features.drills.sandbox import TICK, Received
+from interlink.features.drills.sandbox import TICK, Ledger, Received
 from interlink.features.drills.spec import FaultStep
 
 CONNECT_TIMEOUT = 5.0
@@ -178,7 +178,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-class BrokerSandbox:
+class BrokerSandbox(Ledger):
     """One broker target's stand-in: the scratch exchange/queue or stream, the consumer that
     books, the relay the hub goes through. Same surface as the HTTP sandbox."""
 
@@ -299,18 +299,6 @@ class BrokerSandbox:
         }
 
     # -- the ledger -----------------------------------------------------------------------
-
-    def booked(self) -> list[Received]:
-        return [r for r in self.received if r.booked]
-
-    def duplicates(self) -> list[Received]:
-        seen: set[str] = set()
-        found = []
-        for r in self.booked():
-            if r.document_id in seen:
-                found.append(r)
-            seen.add(r.document_id)
-        return found
 
     def _book(self, address: str, document_id: str, headers: dict[str, Any], body: bytes) -> None:
         try:

@@ -25,12 +25,12 @@ from typing import Any
 
 from interlink.config import FileExchangeSettings
 from interlink.errors import TransportError
-from interlink.features.drills.sandbox import TICK, Received
+from interlink.features.drills.sandbox import TICK, Ledger, Received
 from interlink.features.drills.spec import FaultStep
 from interlink.features.file_exchange.places import FolderPlace
 
 
-class FileSandbox:
+class FileSandbox(Ledger):
     """One file-taking target's stand-in; also the place the file exchange writes to."""
 
     def __init__(
@@ -110,18 +110,8 @@ class FileSandbox:
     def elapsed(self) -> float:
         return 0.0 if self.t0 is None else self.now() - self.t0
 
-    def booked(self) -> list[Received]:
-        return [r for r in self.received if r.booked]
-
-    def duplicates(self) -> list[Received]:
-        seen: set[str] = set()
-        found = []
-        for r in self.booked():
-            ident = r.document_id or r.path
-            if ident in seen:
-                found.append(r)
-            seen.add(ident)
-        return found
+    def identity(self, received: Received) -> str:
+        return received.document_id or received.path  # a line no delivery was matched to
 
     # -- the places the file exchange uses ------------------------------------------------
 

@@ -114,7 +114,31 @@ class Received:
         }
 
 
-class Sandbox:
+class Ledger:
+    """What a sandbox took (requests, messages, file lines) and which of them it booked:
+    the same for every kind of target, so the expectations read them alike."""
+
+    received: list[Received]
+
+    def booked(self) -> list[Received]:
+        return [r for r in self.received if r.booked]
+
+    def duplicates(self) -> list[Received]:
+        """Bookings of a document already booked (same Idempotency-Key)."""
+        seen: set[str] = set()
+        found = []
+        for r in self.booked():
+            ident = self.identity(r)
+            if ident in seen:
+                found.append(r)
+            seen.add(ident)
+        return found
+
+    def identity(self, received: Received) -> str:
+        return received.document_id
+
+
+class Sandbox(Ledger):
     """One target system's stand-in. ``start()`` binds a loopback port; ``begin()`` starts the
     timeline; ``stop()`` closes everything. ``now`` is injectable for tests of the timeline."""
 
@@ -198,19 +222,6 @@ class Sandbox:
             await asyncio.sleep(TICK)
 
     # -- the ledger -----------------------------------------------------------------------
-
-    def booked(self) -> list[Received]:
-        return [r for r in self.received if r.booked]
-
-    def duplicates(self) -> list[Received]:
-        """Bookings of a document already booked (same Idempotency-Key)."""
-        seen: set[str] = set()
-        found = []
-        for r in self.booked():
-            if r.document_id in seen:
-                found.append(r)
-            seen.add(r.document_id)
-        return found
 
     # -- answering ------------------------------------------------------------------------
 
