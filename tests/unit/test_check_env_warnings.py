@@ -94,3 +94,39 @@ def test_check_prints_them_and_still_passes(path: Path, monkeypatch: pytest.Monk
     warned = [line for line in output.splitlines() if ": warning: " in line and "_env" in line]
     assert len(warned) == 5 and not any("ENVTEST_CRM_TOKEN" in w for w in warned)
     assert output.strip().endswith("ok")
+
+
+KEYS_TOPOLOGY = """\
+systems:
+  crm:
+    token_env: ENVTEST_CRM_TOKEN
+  bank:
+    url: https://bank.example
+    signature:
+      kind: hmac
+      secret_file: hmac.secret
+documents:
+  order: {key: order_no}
+flows:
+  crm-bank: {from: crm, to: bank, document: order}
+"""
+
+
+def test_a_private_key_file_others_may_read_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVTEST_CRM_TOKEN", "t")
+    secret = tmp_path / "hmac.secret"
+    secret.write_text("s3cr3t-api-key\n")
+    path = tmp_path / "interlink.yaml"
+    path.write_text(KEYS_TOPOLOGY)
+    secret.chmod(0o600)
+    assert environment.render(load(path)) == []
+
+    secret.chmod(0o644)
+    [warning] = environment.render(load(path))
+    line = line_of(KEYS_TOPOLOGY, "secret_file")
+    assert warning == (
+        f"{path}:{line}: warning: systems.bank.signature.secret_file: {secret} is readable by "
+        "others than its owner (mode 0644); chmod 600 it"
+    )
