@@ -13,6 +13,7 @@ from interlink.features.changes.service import changes
 from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES
 from interlink.service import Hub
 from interlink.times import parse_time
+from interlink.web import downloads
 from interlink.web.deps import hub_of, operator, reader
 from interlink.web.uploads import multipart_body, read_file
 
@@ -144,10 +145,4 @@ async def attach_to_change(
 def change_attachment(
     change_id: int, attachment_id: int, hub: HubDep, _who: Reader
 ) -> FileResponse:
-    meta, path = changes(hub).attachment(change_id, attachment_id)
-    return FileResponse(
-        path,
-        media_type=meta["content_type"],
-        filename=meta["filename"],
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return downloads.attachment(*changes(hub).attachment(change_id, attachment_id))

@@ -13,7 +13,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -24,6 +24,7 @@ from interlink.features.changes.service import changes
 from interlink.features.contracts.registry import parse_schema
 from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES
 from interlink.times import parse_time
+from interlink.web import downloads
 from interlink.web.console.auth import csrf_ok
 from interlink.web.console.i18n import LANGUAGES, pick_language, translate
 from interlink.web.console.render import (
@@ -139,15 +140,7 @@ def attachment(
     svc = ctx.hub.capabilities.get(CHANGES)
     if svc is None:
         return _missing(ctx)
-    meta, path = svc.attachment(change_id, attachment_id)
-    inline = meta["content_type"].startswith(("image/", "application/pdf"))
-    return FileResponse(
-        path,
-        media_type=meta["content_type"],
-        filename=meta["filename"],
-        content_disposition_type="inline" if inline else "attachment",
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return downloads.attachment(*svc.attachment(change_id, attachment_id), view=True)
 
 
 # -- the personal link: no sign-in, the signed token is the credential -------------------------

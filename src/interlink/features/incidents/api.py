@@ -12,6 +12,7 @@ from interlink.features.incidents import models
 from interlink.features.incidents.service import MAX_ATTACHMENT_BYTES, IncidentFilter, incidents
 from interlink.service import Hub
 from interlink.times import parse_time
+from interlink.web import downloads
 from interlink.web.deps import hub_of, operator, reader
 from interlink.web.uploads import multipart_body, read_file
 
@@ -175,10 +176,4 @@ async def attach(incident_id: int, request: Request, hub: HubDep, who: Operator)
     responses={200: {"content": {"*/*": {}}}},
 )
 def attachment(incident_id: int, attachment_id: int, hub: HubDep, _who: Reader) -> FileResponse:
-    meta, path = incidents(hub).attachment(incident_id, attachment_id)
-    return FileResponse(
-        path,
-        media_type=meta["content_type"],
-        filename=meta["filename"],
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return downloads.attachment(*incidents(hub).attachment(incident_id, attachment_id))

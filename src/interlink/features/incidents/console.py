@@ -8,12 +8,13 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 from interlink.errors import InputError
 from interlink.features.incidents.service import NAME as INCIDENTS
 from interlink.features.incidents.service import IncidentFilter, incidents
 from interlink.times import parse_time
+from interlink.web import downloads
 from interlink.web.console.auth import csrf_ok
 from interlink.web.console.render import ConsoleRoute, Ctx, Refused, operator_form, viewer
 from interlink.web.uploads import FORM_OVERHEAD, file_of, read_form
@@ -133,15 +134,7 @@ def attachment(
     svc = service(ctx, INCIDENTS)
     if svc is None:
         return _missing(ctx)
-    meta, path = svc.attachment(incident_id, attachment_id)
-    inline = meta["content_type"].startswith(("image/", "application/pdf"))
-    return FileResponse(
-        path,
-        media_type=meta["content_type"],
-        filename=meta["filename"],
-        content_disposition_type="inline" if inline else "attachment",
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return downloads.attachment(*svc.attachment(incident_id, attachment_id), view=True)
 
 
 @router.post("/incidents/{incident_id}/comment")
