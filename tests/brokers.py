@@ -9,6 +9,8 @@ import os
 import socket
 import textwrap
 import uuid
+from collections.abc import Awaitable, Callable, Sized
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from interlink.config import load
 from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from interlink.transports.http import HttpTransport
+from tests.conftest import delivery_of, pay, submit
 
 FLOW = "trading-ledger"
 
@@ -154,3 +157,34 @@ class Silent:
         for writer in self._writers:
             writer.transport.abort()
         await self._server.wait_closed()
+
+
+async def lose_and_recover(
+    hub: Hub, relay: Relay, clock: FakeClock, sent: Callable[[], Awaitable[Sized]]
+) -> list[dict]:
+    """Take the broker away behind ``relay`` after one delivery, submit four more, check they are
+    held with the circuit open and nothing more reached the broker (``sent``), bring it back and
+    probe: the circuit closes and all four are delivered. Returns the four documents."""
+    await relay.stop()  # the broker goes: its connection is cut and nothing listens
+    later = [
+        *await submit(hub, pay("K1", amount="2.00")),
+        *await submit(hub, pay("K2")),
+        *await submit(hub, pay("K1", amount="3.00")),
+        *await submit(hub, pay("K3")),
+    ]
+    await hub.engine.drain()
+
+    status = hub.status()
+    assert status["systems"]["ledger"]["circuit"] == "open"
+    states = {delivery_of(hub, d["id"], FLOW).state for d in later}
+    assert states <= {"held: downstream_down", "held: blocked"}, states
+    assert len(await sent()) == 1  # only the first, before the outage
+
+    await relay.start()  # back on the same port
+    clock.set(datetime.fromisoformat(status["systems"]["ledger"]["next_probe_at"]))
+    await hub.engine.drain()
+
+    assert hub.status()["systems"]["ledger"]["circuit"] == "closed"
+    for d in later:
+        assert delivery_of(hub, d["id"], FLOW).status == "delivered"
+    return later

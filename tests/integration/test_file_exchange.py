@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from interlink.features.file_exchange.service import file_exchange
 from interlink.features.registry import FEATURES
 from interlink.service import Hub
 from tests.conftest import Api, pay, submit
+from tests.sftp_server import SftpServer
 
 FLOW = "trading-bank"
 # 22:00 in Asia/Shanghai on 2026-01-05, and the next morning.
@@ -270,39 +270,13 @@ class PasswordOrKey(asyncssh.SSHServer):
         return username == "teller" and password == "s3cret"
 
 
-class Bank:
+class Bank(SftpServer):
     def __init__(self, root: Path, keys: Path) -> None:
-        self.root = root
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
-        client = asyncssh.generate_private_key("ssh-ed25519")
-        self.key_file = keys / "client_key"
-        client.write_private_key(str(self.key_file))
-        self.client_public = client.export_public_key().decode()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.known_hosts = keys / "known_hosts"
-        public = self.host_key.export_public_key().decode().strip()
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
-        self.server: asyncssh.SSHAcceptor | None = None
+        super().__init__(root, keys, sftp=BankSftp, server=PasswordOrKey)
 
     async def start(self) -> None:
         BankSftp.refuse = False
-        self.server = await asyncssh.listen(
-            "127.0.0.1",
-            self.port,
-            server_factory=PasswordOrKey,
-            server_host_keys=[self.host_key],
-            authorized_client_keys=asyncssh.import_authorized_keys(self.client_public),
-            sftp_factory=lambda chan: BankSftp(chan, chroot=str(self.root).encode()),
-            allow_scp=False,
-        )
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
+        await super().start()
 
 
 @pytest.fixture

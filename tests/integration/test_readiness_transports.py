@@ -6,7 +6,6 @@ maintenance window may be announced for any system that receives deliveries."""
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from interlink.features.readiness.checklist import (
 )
 from interlink.features.registry import FEATURES
 from interlink.service import Hub
+from tests.sftp_server import SftpServer
 
 TOPOLOGY = """\
 timezone: UTC
@@ -110,56 +110,21 @@ def test_maintenance_windows_are_for_every_system_that_receives_deliveries(hub: 
         service.add("nobody", start, start + timedelta(hours=2), "release", "ops", dry_run=True)
 
 
-class Sftp:
-    """asyncssh's SSH server with its SFTP subsystem over ``root``, on a free loopback port."""
-
-    def __init__(self, root: Path, keys: Path) -> None:
-        self.root = root
-        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
-        client = asyncssh.generate_private_key("ssh-ed25519")
-        self.key_file = keys / "client_key"
-        client.write_private_key(str(self.key_file))
-        self.client_public = client.export_public_key().decode()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.known_hosts = keys / "known_hosts"
-        public = self.host_key.export_public_key().decode().strip()
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
-        self.server: asyncssh.SSHAcceptor | None = None
-
-    async def start(self) -> None:
-        self.server = await asyncssh.listen(
-            "127.0.0.1",
-            self.port,
-            server_host_keys=[self.host_key],
-            authorized_client_keys=asyncssh.import_authorized_keys(self.client_public),
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(self.root).encode()),
-            allow_scp=False,
-        )
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
-
-
 @pytest.fixture
-async def sftp(tmp_path: Path) -> AsyncIterator[Sftp]:
+async def sftp(tmp_path: Path) -> AsyncIterator[SftpServer]:
     root = tmp_path / "server"
     for name in ("upload", "download"):
         (root / name).mkdir(parents=True)
     keys = tmp_path / "keys"
     keys.mkdir()
-    server = Sftp(root, keys)
+    server = SftpServer(root, keys)
     await server.start()
     yield server
     await server.stop()
 
 
 async def test_an_sftp_target_is_reachable_when_the_server_logs_us_in(
-    write_topology: Callable[[str], Topology], sftp: Sftp, tmp_path: Path
+    write_topology: Callable[[str], Topology], sftp: SftpServer, tmp_path: Path
 ) -> None:
     where = f"sftp://interlink@127.0.0.1:{sftp.port}"
     access = (

@@ -9,7 +9,6 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +21,16 @@ from interlink.errors import TransportError
 from interlink.service import Hub
 from interlink.transports.amqp import AmqpTransport
 from interlink.transports.base import Request
-from tests.brokers import FLOW, Relay, Silent, broker_hub, free_port, reachable, unique
+from tests.brokers import (
+    FLOW,
+    Relay,
+    Silent,
+    broker_hub,
+    free_port,
+    lose_and_recover,
+    reachable,
+    unique,
+)
 from tests.conftest import delivery_of, pay, submit
 
 URL_ENV = "INTERLINK_TEST_AMQP_URL"
@@ -199,29 +207,8 @@ async def test_the_broker_lost_mid_run_holds_then_delivers_in_order_after_recove
     await hub.engine.drain()
     assert delivery_of(hub, first["id"], FLOW).status == "delivered"
 
-    await relay.stop()  # the broker goes: its connection is cut and nothing listens
-    later = [
-        *await submit(hub, pay("K1", amount="2.00")),
-        *await submit(hub, pay("K2")),
-        *await submit(hub, pay("K1", amount="3.00")),
-        *await submit(hub, pay("K3")),
-    ]
-    await hub.engine.drain()
+    later = await lose_and_recover(hub, relay, clock, broker.messages)
 
-    status = hub.status()
-    assert status["systems"]["ledger"]["circuit"] == "open"
-    states = {delivery_of(hub, d["id"], FLOW).state for d in later}
-    assert states <= {"held: downstream_down", "held: blocked"}, states
-    assert len(await broker.messages()) == 1  # only the first, before the outage
-
-    await relay.start()  # back on the same port
-    probe_at = status["systems"]["ledger"]["next_probe_at"]
-    clock.set(datetime.fromisoformat(probe_at))
-    await hub.engine.drain()
-
-    assert hub.status()["systems"]["ledger"]["circuit"] == "closed"
-    for d in later:
-        assert delivery_of(hub, d["id"], FLOW).status == "delivered"
     messages = await broker.messages()
     by_key = [r for r in revisions(messages) if r[0] == "K1"]
     assert by_key == [("K1", "2"), ("K1", "3")]

@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +23,16 @@ from interlink.errors import TransportError
 from interlink.service import Hub
 from interlink.transports.base import Request
 from interlink.transports.jetstream import NatsTransport
-from tests.brokers import FLOW, Relay, Silent, broker_hub, free_port, reachable, unique
+from tests.brokers import (
+    FLOW,
+    Relay,
+    Silent,
+    broker_hub,
+    free_port,
+    lose_and_recover,
+    reachable,
+    unique,
+)
 from tests.conftest import delivery_of, pay, submit
 
 URL_ENV = "INTERLINK_TEST_NATS_URL"
@@ -203,28 +211,8 @@ async def test_the_server_lost_mid_run_holds_then_delivers_in_order_after_recove
     await hub.engine.drain()
     assert delivery_of(hub, first["id"], FLOW).status == "delivered"
 
-    await relay.stop()  # the server goes: its connection is cut and nothing listens
-    later = [
-        *await submit(hub, pay("K1", amount="2.00")),
-        *await submit(hub, pay("K2")),
-        *await submit(hub, pay("K1", amount="3.00")),
-        *await submit(hub, pay("K3")),
-    ]
-    await hub.engine.drain()
+    later = await lose_and_recover(hub, relay, clock, server.messages)
 
-    status = hub.status()
-    assert status["systems"]["ledger"]["circuit"] == "open"
-    states = {delivery_of(hub, d["id"], FLOW).state for d in later}
-    assert states <= {"held: downstream_down", "held: blocked"}, states
-    assert len(await server.messages()) == 1  # only the first, before the outage
-
-    await relay.start()  # back on the same port
-    clock.set(datetime.fromisoformat(status["systems"]["ledger"]["next_probe_at"]))
-    await hub.engine.drain()
-
-    assert hub.status()["systems"]["ledger"]["circuit"] == "closed"
-    for d in later:
-        assert delivery_of(hub, d["id"], FLOW).status == "delivered"
     messages = (await server.messages())[1:]
     assert [r for r in revisions(messages) if r[0] == "K1"] == [("K1", "2"), ("K1", "3")]
     assert sorted((m.headers or {}).get("Nats-Msg-Id", "") for m in messages) == sorted(
