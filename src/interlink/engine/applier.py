@@ -89,16 +89,17 @@ def claim(
     limit: Callable[[Flow], int],
     on_read: Callable[[dict[str, Circuit], Holds], None],
     sweep: bool,
-    known: tuple[dict[str, Circuit], Holds] | None = None,
+    known: Holds | None = None,
 ) -> Claimed:
     """Lease what is due: probes for open circuits whose probe is due, then up to
     ``limit(flow)`` per flow (the dispatcher's count), once ``on_read`` has been told the
     circuits and holds this write read.
 
-    With ``known`` (the circuits and holds the engine read a moment ago, kept current by its
-    own outcomes) the claim only leases: no lapsed leases recovered, no housekeepers, no
-    probes. The engine asks for it between full claims when nothing but new work changed
-    (``Engine.claim``), so a claim per submission does not re-read what cannot have moved.
+    With ``known`` (the holds the engine read a moment ago, its open circuits, kept current
+    by its own outcomes, among them) the claim only leases: no lapsed leases recovered, no
+    housekeepers, no probes. The engine asks for it between full claims when nothing but
+    new work changed (``Engine.claim``), so a claim per submission does not re-read what
+    cannot have moved.
     """
     if known is None:
         claims.recover_expired_leases(conn, now)
@@ -109,7 +110,7 @@ def claim(
         if sweep:
             _sweep(conn, holds, flows, now)
     else:
-        breakers, holds = {}, known[1]
+        breakers, holds = {}, known
 
     def lease_for(system: str) -> timedelta:
         return lease + topology.systems[system].timeout

@@ -296,8 +296,7 @@ class Engine:
             self._stale = False  # before the write: a change during it counts for the next
             self._housekept_at = now
         else:
-            holds = dispatcher.holds.with_open(applier.open_systems(dispatcher.circuits))
-            known = (dispatcher.circuits, holds)
+            known = dispatcher.holds.with_open(applier.open_systems(dispatcher.circuits))
 
         def on_read(circuits: dict[str, Circuit], holds: Holds) -> None:
             dispatcher.circuits.update(circuits)
