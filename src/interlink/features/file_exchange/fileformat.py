@@ -22,9 +22,6 @@ from typing import Any
 
 from interlink.config import FileExchangeColumn, FileExchangeResults, FileExchangeSettings
 
-# Our own fields a column may carry instead of a document field.
-OWN_FIELDS = ("@key", "@revision", "@document_id", "@delivery")
-
 
 @dataclass(frozen=True)
 class Item:

@@ -12,6 +12,7 @@ from interlink.cli.common import (
     ConfigOption,
     JsonOption,
     actor,
+    err,
     hub,
     out,
     print_json,
@@ -78,8 +79,6 @@ def listing(ctx: typer.Context, config: ConfigOption = None, json_: JsonOption =
 
 
 def _fail(exc: InterlinkError) -> None:
-    from interlink.cli.common import err
-
     err.print(f"error: {exc.message}")
     raise typer.Exit(EXIT_BAD_INPUT)
 

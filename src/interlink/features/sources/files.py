@@ -29,7 +29,6 @@ from interlink.features.sources import queries
 from interlink.features.sources.metrics import ROWS, count_results
 from interlink.features.sources.outbox import json_safe
 from interlink.intake import Item, Prepared
-from interlink.store.queries import events
 
 if TYPE_CHECKING:
     from interlink.features.sources.service import Sources
@@ -277,17 +276,7 @@ def _write(
                     fields if isinstance(fields, dict) else {},
                 )
             )
-    queries.add_problems(conn, problems)
-    queries.add_counts(conn, name, len(chunk) - len(problems), len(problems))
-    if problems:
-        events.add_event(
-            conn,
-            now,
-            "source_rows_refused",
-            {"source": name, "systems": [system.name], "count": len(problems),
-             "first": problems[0]["ref"], "message": problems[0]["message"]},
-            system=system.name,
-        )  # fmt: skip
+    queries.record_batch(conn, name, system.name, len(chunk), problems, now)
     if record is not None:
         digest, (rows, accepted, refused) = record
         counts = count_results(results)
@@ -300,18 +289,5 @@ def _write(
 def _failed(
     conn: Connection, system: System, name: str, file: str, exc: InputError, now: datetime
 ) -> None:
-    queries.add_problems(conn, [queries.problem_row(name, now, file, exc.message, [], {})])
-    queries.add_counts(conn, name, 0, 1)
-    events.add_event(
-        conn,
-        now,
-        "source_rows_refused",
-        {
-            "source": name,
-            "systems": [system.name],
-            "count": 1,
-            "first": file,
-            "message": exc.message,
-        },
-        system=system.name,
-    )
+    problem = queries.problem_row(name, now, file, exc.message, [], {})
+    queries.record_batch(conn, name, system.name, 1, [problem], now)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlink.features.sources.tables import source_files, source_problems, source_state
+from interlink.store.queries import events
 
 
 def get_state(conn: Connection, name: str) -> Any | None:
@@ -70,6 +71,33 @@ def add_counts(conn: Connection, name: str, accepted: int, refused: int) -> None
 def add_problems(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(source_problems), list(rows))
+
+
+def record_batch(
+    conn: Connection,
+    name: str,
+    system: str,
+    read: int,
+    problems: list[dict[str, Any]],
+    at: datetime,
+) -> None:
+    """A batch's refused rows (``problem_row``s) and counts, and ``source_rows_refused``."""
+    add_problems(conn, problems)
+    add_counts(conn, name, read - len(problems), len(problems))
+    if problems:
+        events.add_event(
+            conn,
+            at,
+            "source_rows_refused",
+            {
+                "source": name,
+                "systems": [system],
+                "count": len(problems),
+                "first": problems[0]["ref"],
+                "message": problems[0]["message"],
+            },
+            system=system,
+        )
 
 
 def list_problems(

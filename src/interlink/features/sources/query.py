@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from interlink.config import SourceEndpoint, SourceSettings
-from interlink.features.reconcile.sources import MAX_PAGE_BYTES
+from interlink.features.reconcile.sources import MAX_PAGE_BYTES, _dig
 from interlink.features.sources.outbox import Pulled, Unreachable, json_safe
 from interlink.transports.http import unbuildable
 from interlink.transports.pinned import LocalAddress, checked_addresses, pinned_open
@@ -36,16 +36,6 @@ class _Pinned:
 
     def open(self, request: urllib.request.Request, timeout: float) -> Any:
         return pinned_open(request, timeout, self.allow_local)
-
-
-def _dig(value: Any, path: str | None) -> Any:
-    if not path:
-        return value
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def local_address_problem(url: str) -> str | None:

@@ -209,22 +209,7 @@ class Sources:
                         {"type": row.type, "payload": row.payload},
                     )
                 )
-        queries.add_problems(conn, problems)
-        queries.add_counts(conn, name, len(rows) - len(problems), len(problems))
-        if problems:
-            events.add_event(
-                conn,
-                now,
-                "source_rows_refused",
-                {
-                    "source": name,
-                    "systems": [system.name],
-                    "count": len(problems),
-                    "first": problems[0]["ref"],
-                    "message": problems[0]["message"],
-                },
-                system=system.name,
-            )
+        queries.record_batch(conn, name, system.name, len(rows), problems, now)
         _fault("written")
         return results
 
