@@ -299,12 +299,16 @@ class Sources:
     async def loop(self, stop: asyncio.Event) -> None:
         """Poll every source on its interval (at once again after a full batch, within its
         rate) until ``stop`` is set."""
-        tasks = [asyncio.create_task(self._run(name, stop)) for name in self.found]
+        # A poll runs in a thread that cancelling its task would not stop: each source ends
+        # after its poll in hand, and only then are the readers closed. Cancelled before,
+        # a poll still running would open its reader again after the close, and that
+        # reader's connections would never be closed.
+        halt = asyncio.Event()
+        tasks = [asyncio.create_task(self._run(name, halt)) for name in self.found]
         try:
             await stop.wait()
         finally:
-            for task in tasks:
-                task.cancel()
+            halt.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.close)
 
