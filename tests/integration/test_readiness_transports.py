@@ -1,6 +1,6 @@
 """Readiness and maintenance for systems reached otherwise than by HTTP: a file-exchange
 target is reachable when its folder may be written (or its SFTP server, asyncssh's own on
-loopback with keys made here, logs us in); a broker target is honestly "not checked"; and a
+loopback with keys made here, logs us in); a broker target fails while its URL is unset; and a
 maintenance window may be announced for any system that receives deliveries."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from interlink.errors import InputError
 from interlink.features.maintenance.service import maintenance
 from interlink.features.readiness.checklist import (
     FAILED,
-    NOT_AVAILABLE,
     PASSED,
     check,
     probe_system,
@@ -90,10 +89,14 @@ async def test_a_file_target_is_reachable_when_its_folders_may_be_used(
     assert "systems.bank.file_exchange" in item["next"]
 
 
-async def test_a_broker_target_is_not_checked_rather_than_failed(hub: Hub) -> None:
+async def test_a_broker_target_without_its_url_fails_and_says_which_variable(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker itself is probed in test_readiness_brokers.py."""
+    monkeypatch.delenv("TEST_LEDGER_AMQP_URL", raising=False)
     item = reachable(await check(hub, "trading-ledger"), "trading-ledger")
-    assert item["status"] == NOT_AVAILABLE
-    assert "not checked for transport: amqp" in item["detail"]
+    assert item["status"] == FAILED
+    assert item["detail"] == "ledger: TEST_LEDGER_AMQP_URL is not set (the broker URL)"
 
 
 def test_maintenance_windows_are_for_every_system_that_receives_deliveries(hub: Hub) -> None:

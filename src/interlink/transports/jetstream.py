@@ -122,52 +122,58 @@ class NatsTransport:
             return self._js
 
     async def _connect(self, timeout: float) -> Client:
-        servers = self.settings.servers
-        if self.settings.url_env is not None:
-            value = os.environ.get(self.settings.url_env)
-            if not value:
-                raise TransportError(
-                    "local",
-                    f"NATS {self.system}: {self.settings.url_env} is not set (the server URL)",
-                )
-            servers = [s.strip() for s in value.split(",") if s.strip()]
-        failures: list[Exception] = []
-
-        async def failed(error: Exception) -> None:
-            failures.append(error)
-
-        async def quiet() -> None:
-            return None
-
-        client = Client()
-        connecting = client.connect(
-            servers,
-            # A lost connection is noticed by the sends that meet it and opened again by the
-            # next one; reconnecting in the background would hold sends until their timeout.
-            allow_reconnect=False,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0,
-            connect_timeout=max(1, round(timeout)),
-            error_cb=failed,
-            disconnected_cb=quiet,
-            closed_cb=quiet,
-        )
-        try:
-            # The client's own connect timeout is whole seconds, per server, tried twice.
-            await asyncio.wait_for(connecting, timeout)
-        except BaseException as error:
-            # Cut short or failed: the socket it may have opened is ours to close.
-            with contextlib.suppress(Exception):
-                await client.close()
-            if isinstance(error, nats.errors.NoServersError) and failures:
-                # Which of the servers' failures: the last one, as the client tried them.
-                raise failures[-1] from None
-            raise
-        return client
+        return await connect(self.system, self.settings, timeout)
 
     async def _forget_closed(self) -> None:
         if self._client is not None and not self._client.is_connected:
             await self.close()
+
+
+async def connect(system: str, settings: NatsSettings, timeout: float) -> Client:
+    """A client connected to ``system``'s servers (from ``url_env`` or ``servers``) within
+    ``timeout`` seconds, without reconnecting by itself; the transport's and readiness's."""
+    servers = settings.servers
+    if settings.url_env is not None:
+        value = os.environ.get(settings.url_env)
+        if not value:
+            raise TransportError(
+                "local",
+                f"NATS {system}: {settings.url_env} is not set (the server URL)",
+            )
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+    failures: list[Exception] = []
+
+    async def failed(error: Exception) -> None:
+        failures.append(error)
+
+    async def quiet() -> None:
+        return None
+
+    client = Client()
+    connecting = client.connect(
+        servers,
+        # A lost connection is noticed by the sends that meet it and opened again by the
+        # next one; reconnecting in the background would hold sends until their timeout.
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0,
+        connect_timeout=max(1, round(timeout)),
+        error_cb=failed,
+        disconnected_cb=quiet,
+        closed_cb=quiet,
+    )
+    try:
+        # The client's own connect timeout is whole seconds, per server, tried twice.
+        await asyncio.wait_for(connecting, timeout)
+    except BaseException as error:
+        # Cut short or failed: the socket it may have opened is ours to close.
+        with contextlib.suppress(Exception):
+            await client.close()
+        if isinstance(error, nats.errors.NoServersError) and failures:
+            # Which of the servers' failures: the last one, as the client tried them.
+            raise failures[-1] from None
+        raise
+    return client
 
 
 @lru_cache(maxsize=256)  # one address per flow: parsed once, not per delivery

@@ -37,8 +37,6 @@ FAILED = "failed"
 NOT_AVAILABLE = "not available"
 ROLES = ("product", "dev", "ops")
 DEFAULT_DRILL_WITHIN = timedelta(days=30)
-# Transports whose reachability is not checked: their transports offer no connection check.
-UNCHECKED = ("amqp", "nats")
 # Changes shipping this soon must have been acknowledged by everyone told (docs/changes.md).
 CHANGES_WITHIN = timedelta(days=7)
 
@@ -229,17 +227,20 @@ def alerts_item(installed: bool, results: dict[str, str] | None, error: str | No
 
 def reachable_item(system: System, answer: str | None, error: str | None) -> Item:
     """``answer``: what answered the probe (for HTTP its status line; for files, each place
-    and what it allows); ``error``: why nothing did. A broker system (``amqp``, ``nats``) is
-    not checked: its transport offers no connection check yet."""
+    and what it allows; for a broker, what it has for the flows); ``error``: why nothing
+    did."""
     name = "downstream reachable"
-    if system.transport in UNCHECKED:
+    if system.transport in ("amqp", "nats"):
+        if answer is not None:
+            return Item(name, PASSED, f"{system.name}: {answer} (nothing published)")
+        where = "the exchange (or queue)" if system.transport == "amqp" else "a stream"
         return Item(
             name,
-            NOT_AVAILABLE,
-            f"{system.name}: not checked for transport: {system.transport} (no connection "
-            "check for it yet)",
-            f"check by hand that {system.name}'s {system.transport} server accepts a "
-            "connection from this host",
+            FAILED,
+            f"{system.name}: {error or 'no answer'}",
+            f"check that {system.name}'s {system.transport} broker is up and reachable from "
+            f"this host, that its URL variable is set where serve and worker run, and that "
+            f"{where} the flow publishes to exists",
         )
     if system.transport == "file":
         if answer is not None:
@@ -332,13 +333,15 @@ async def probe(url: str, timeout: float) -> tuple[str | None, str | None]:
         return None, " ".join(str(e).split()) or type(e).__name__
 
 
-async def probe_system(system: System) -> tuple[str | None, str | None]:
-    """Probe ``system`` the way its deliveries reach it, sending nothing: (answer, None) or
-    (None, why)."""
+async def probe_system(system: System, flows: Sequence[Flow] = ()) -> tuple[str | None, str | None]:
+    """Probe ``system`` the way its deliveries reach it (for a broker, those of ``flows``),
+    sending nothing: (answer, None) or (None, why)."""
     if system.transport == "file" and system.file_exchange is not None:
         return await probe_files(system.file_exchange)
-    if system.transport in UNCHECKED:
-        return None, None
+    if system.transport in ("amqp", "nats"):
+        from interlink.features.readiness.brokers import probe_broker
+
+        return await probe_broker(system, flows)
     if not system.url:
         return None, "no url"
     return await probe(system.url, system.timeout.total_seconds())
@@ -408,7 +411,9 @@ async def check(
     now: datetime = hub.clock.now()
     since = now - within
     targets = sorted({f.target for f in flows})
-    probes = await asyncio.gather(*(probe_system(topology.systems[t]) for t in targets))
+    probes = await asyncio.gather(
+        *(probe_system(topology.systems[t], [f for f in flows if f.target == t]) for t in targets)
+    )
     by_target = dict(zip(targets, probes, strict=True))
     alerts = await _alerts(hub)
     due = await asyncio.to_thread(_changes_due, hub)
