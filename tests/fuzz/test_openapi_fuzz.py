@@ -7,6 +7,7 @@ lists, the content type it declares, and a body matching the declared schema.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import textwrap
@@ -32,22 +33,70 @@ from interlink.service import Hub
 from interlink.web.api import create_app
 
 TOKEN = "fuzz-token"
+# Examples per operation: a few in `make test`; INTERLINK_FUZZ_EXAMPLES=500 for a deep run.
+EXAMPLES = int(os.environ.get("INTERLINK_FUZZ_EXAMPLES", "12"))
 ADMIN_TOKEN = "fuzz-admin-token"  # management calls need a person's token or this one
+CONTRACT = {
+    "type": "object",
+    "required": ["order_no", "amount"],
+    "properties": {
+        "order_no": {"type": "string"},
+        "amount": {"type": "string"},
+        "kind": {"type": "string", "enum": ["pay", "refund"]},
+    },
+}
+# Every capability has something to act on: a rolled-out flow with a fallback, a mapped
+# flow with a code table, a file-exchange bank, and a file-drop source.
 TOPOLOGY = """\
 database: sqlite:///fuzz.db
+code_tables:
+  payment_kind: {pay: "01", refund: "02"}
 systems:
-  trading: {token_env: FUZZ_TOKEN}
+  trading:
+    token_env: FUZZ_TOKEN
+    sources:
+      month-end: {kind: files, path: drop, document: payment_order, settle: 0s}
   treasury: {url: "http://127.0.0.1:9", timeout: 1s}
+  legacy: {url: "http://127.0.0.1:9", timeout: 1s}
+  finance: {url: "http://127.0.0.1:9", timeout: 1s}
+  bank:
+    transport: file
+    file_exchange:
+      location: out
+      columns: [{name: order_no, field: order_no}]
+      results: {location: in, key: order_no, status: status, accepted: ["S"]}
 documents:
-  payment_order: {key: order_no, amount: amount}
+  payment_order:
+    key: order_no
+    amount: amount
+    contract: contract.json
 flows:
-  trading-treasury: {from: trading, to: treasury, document: payment_order, ordered: true}
+  trading-treasury:
+    from: trading
+    to: treasury
+    document: payment_order
+    ordered: true
+    rollout: {stage: pilot, share: 10%, outside: {fallback: trading-legacy}}
+  trading-legacy: {from: trading, to: legacy, document: payment_order, ordered: true}
+  trading-finance:
+    from: trading
+    to: finance
+    document: payment_order
+    map:
+      fields:
+        no: order_no
+        fen: {path: amount, format: fen}
+        kind: {path: kind, code: payment_kind}
+  trading-bank: {from: trading, to: bank, document: payment_order}
 """
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory: Path = tmp_path_factory.mktemp("fuzz")
+    for folder in ("drop", "out", "in"):
+        (directory / folder).mkdir()
+    (directory / "contract.json").write_text(json.dumps(CONTRACT))
     (directory / "interlink.yaml").write_text(textwrap.dedent(TOPOLOGY))
     os.environ["FUZZ_TOKEN"] = TOKEN
     os.environ["INTERLINK_ADMIN_TOKEN"] = ADMIN_TOKEN
@@ -105,7 +154,7 @@ def test_every_operation_conforms(server: str) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
         def run(case: schemathesis.Case) -> None:
             headers = _headers(case.method, case.path)
             case.call_and_validate(base_url=server, headers=headers, checks=CHECKS)
