@@ -18,14 +18,17 @@ A third run answers every delivery 200 in process, without a network (bench/cost
 
 Both at concurrency 64 and claim batches of 1000, as bench/throughput.py; ``--amqp-concurrency``
 sets the broker system's own (messages awaiting their confirm, not connections). The receiver's and
-the broker's CPU are not counted: each is the downstream's. Prints each round and the medians.
-Not a test: numbers go to docs/transports.md.
+the broker's CPU are not counted: each is the downstream's. The broker's is shown beside, when it
+runs on this machine (a RabbitMQ ``beam.smp`` process in /proc): on a machine of two cores it is
+what the deliveries share. Prints each round and the medians. Not a test: numbers go to
+docs/transports.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -112,7 +115,19 @@ async def http_round(receiver: str, n: int, transport: Transport | None) -> tupl
         return await deliver(topology(Path(tmp), f"url: {receiver}"), n, transport)
 
 
-async def amqp_round(url: str, n: int, concurrency: int) -> tuple[float, float]:
+def broker_cpu() -> float | None:
+    """The CPU seconds of this machine's RabbitMQ (its Erlang VM, beam.smp) so far, if any."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            name, _, rest = stat.read_text().partition(") ")
+            if name.endswith("(beam.smp"):
+                fields = rest.split()  # utime and stime are the 14th and 15th of the line
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+async def amqp_round(url: str, n: int, concurrency: int) -> tuple[float, float, float | None]:
+    """As the other rounds, and the broker's CPU over the run (None: not on this machine)."""
     name = f"bench-{uuid.uuid4().hex[:10]}"
     connection = await aio_pika.connect(url)
     channel = await connection.channel()
@@ -125,12 +140,15 @@ async def amqp_round(url: str, n: int, concurrency: int) -> tuple[float, float]:
             block = (
                 f"transport: amqp\n                amqp: {{url_env: {AMQP_ENV}, exchange: {name}}}"
             )
-            result = await deliver(topology(Path(tmp), block, concurrency), n)
+            before = broker_cpu()
+            elapsed, cpu = await deliver(topology(Path(tmp), block, concurrency), n)
+            after = broker_cpu()
         declared = await channel.declare_queue(name, durable=True, passive=True)
         queued = declared.declaration_result.message_count
         if queued != n:
             raise RuntimeError(f"{queued} messages in the queue, {n} expected")
-        return result
+        broker = None if before is None or after is None else after - before
+        return elapsed, cpu, broker
     finally:
         await queue.delete(if_unused=False, if_empty=False)
         await exchange.delete()
@@ -153,6 +171,7 @@ async def main() -> None:
     )
     kinds = ("none", "http", "amqp")
     results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+    brokers: list[float] = []
     with ReceiverProcess() as receiver:
         for i in range(args.rounds):
             for kind in kinds:
@@ -161,17 +180,25 @@ async def main() -> None:
                 elif kind == "http":
                     elapsed, cpu = await http_round(receiver.url, n, None)
                 else:
-                    elapsed, cpu = await amqp_round(args.amqp, n, args.amqp_concurrency)
+                    elapsed, cpu, broker = await amqp_round(args.amqp, n, args.amqp_concurrency)
                 results[kind].append((elapsed, cpu))
+                beside = ""
+                if kind == "amqp" and broker is not None:
+                    brokers.append(broker / n * 1e6)
+                    beside = (
+                        f"; broker {broker / n * 1e6:,.0f} µs, {broker / elapsed:.0%} of a core"
+                    )
                 print(
                     f"round {i + 1} {kind:5s} {n / elapsed:8,.0f} deliveries/s"
-                    f"  {cpu / n * 1e6:6,.0f} µs CPU per delivery"
+                    f"  {cpu / n * 1e6:6,.0f} µs CPU per delivery{beside}"
                 )
     print(f"load at the end {os.getloadavg()[0]:.1f}")
     rate = {k: statistics.median(n / e for e, _ in v) for k, v in results.items()}
     cpu = {k: statistics.median(c / n * 1e6 for _, c in v) for k, v in results.items()}
     for kind in kinds:
         print(f"median {kind:5s} {rate[kind]:8,.0f} deliveries/s  {cpu[kind]:6,.0f} µs CPU")
+    if brokers:
+        print(f"median broker {statistics.median(brokers):6,.0f} µs CPU per AMQP delivery")
     print(
         f"AMQP / HTTP: {rate['amqp'] / rate['http']:.2f}x the rate, "
         f"{cpu['amqp'] / cpu['http']:.2f}x the CPU per delivery"

@@ -20,6 +20,7 @@ from interlink.clock import FakeClock
 from interlink.errors import TransportError
 from interlink.service import Hub
 from interlink.transports.amqp import AmqpTransport
+from interlink.transports.amqp_frames import Publisher
 from interlink.transports.base import Request
 from tests.brokers import (
     FLOW,
@@ -276,3 +277,95 @@ async def test_one_document_on_two_routes_gets_each_its_own_answer(
     assert [a.status for a in answers] == [404, 200]
     assert [m.message_id for m in await broker.messages()] == ["doc-1"]
     await transport.close()
+
+
+async def test_a_return_among_many_in_flight_is_404_for_that_one_alone(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await broker.bind("bound")
+    monkeypatch.setenv(LEDGER_ENV, broker.url)
+    transport = AmqpTransport("ledger", LEDGER_ENV)
+    exchange = broker.exchange_name
+    lost = 137
+    requests = [
+        Request(
+            f"amqp:{exchange}/{'unbound' if i == lost else 'bound'}",
+            json.dumps({"n": i}).encode(),
+            {"Idempotency-Key": f"doc-{i}"},
+            timeout=10,
+        )
+        for i in range(300)
+    ]
+
+    answers = await asyncio.gather(*(transport.send(r) for r in requests))
+
+    assert transport._publisher is not None  # the frames of our own, not basic_publish
+    assert [i for i, a in enumerate(answers) if a.status != 200] == [lost]
+    assert answers[lost].status == 404 and b"312 NO_ROUTE" in answers[lost].body
+    messages = await broker.messages()
+    assert [m.message_id for m in messages] == [f"doc-{i}" for i in range(300) if i != lost]
+    await transport.close()
+
+
+async def test_the_broker_takes_bodies_over_a_frame_and_non_ascii_headers(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await broker.bind("bound")
+    monkeypatch.setenv(LEDGER_ENV, broker.url)
+    transport = AmqpTransport("ledger", LEDGER_ENV)
+    big = json.dumps({"note": "ü" * 200_000}).encode()  # over RabbitMQ's 128 KiB frame_max
+    headers = {"Idempotency-Key": "doc-ü", "Interlink-Key": "Zahlung-Ö-42 ✓"}
+    url = f"amqp:{broker.exchange_name}/bound"
+
+    answers = [await transport.send(Request(url, body, headers, timeout=10)) for body in (big, b"")]
+
+    assert [a.status for a in answers] == [200, 200]
+    messages = await broker.messages()
+    assert [m.body for m in messages] == [big, b""]
+    assert messages[0].headers == headers and messages[0].message_id == "doc-ü"
+    await transport.close()
+
+
+async def test_without_its_own_frames_it_publishes_with_basic_publish_to_the_same_answers(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiormq's internals not the ones the lean publisher knows: it declines to attach.
+    monkeypatch.setattr(Publisher, "attach", classmethod(lambda cls, channel: None))
+    await broker.bind("bound")
+    monkeypatch.setenv(LEDGER_ENV, broker.url)
+    transport = AmqpTransport("ledger", LEDGER_ENV)
+    url = f"amqp:{broker.exchange_name}"
+    routed = Request(f"{url}/bound", b"{}", {"Idempotency-Key": "doc-1", "X-Ü": "ö"}, timeout=5)
+    lost = Request(f"{url}/unbound", b"{}", {"Idempotency-Key": "doc-2"}, timeout=5)
+
+    answers = await asyncio.gather(transport.send(routed), transport.send(lost))
+
+    assert transport._raw is not None and transport._publisher is None
+    assert [a.status for a in answers] == [200, 404]
+    [message] = await broker.messages()
+    assert (message.message_id, message.headers) == ("doc-1", routed.headers)
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    await transport.close()
+
+
+async def test_no_such_exchange_is_404_and_access_refused_403_then_the_next_send_delivers(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each closes the channel: the transport opens another for the next send.
+    await broker.bind("bound")
+    internal = await broker.channel.declare_exchange(unique("interlink-test"), internal=True)
+    monkeypatch.setenv(LEDGER_ENV, broker.url)
+    transport = AmqpTransport("ledger", LEDGER_ENV)
+    headers = {"Idempotency-Key": "doc-1"}
+    missing = Request(f"amqp:{unique('no-such')}/bound", b"{}", headers, timeout=5)
+    refused = Request(f"amqp:{internal.name}/bound", b"{}", headers, timeout=5)
+    routed = Request(f"amqp:{broker.exchange_name}/bound", b"{}", headers, timeout=5)
+
+    answers = [await transport.send(r) for r in (missing, refused, routed)]
+
+    assert [a.status for a in answers] == [404, 403, 200]
+    assert b"NOT_FOUND - no exchange" in answers[0].body
+    assert b"ACCESS_REFUSED" in answers[1].body
+    assert [m.message_id for m in await broker.messages()] == ["doc-1"]
+    await transport.close()
+    await internal.delete()
