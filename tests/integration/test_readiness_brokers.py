@@ -82,6 +82,7 @@ async def test_an_amqp_target_fails_with_the_reason(
             "ledger: LEDGER_AMQP_URL is not set (the broker URL)",
         )
         assert "broker is up" in item["next"]
+        assert "that LEDGER_AMQP_URL is set where serve and worker run" in item["next"]
 
         monkeypatch.setenv("LEDGER_AMQP_URL", amqp_url)
         item = await reachable_item(hub)

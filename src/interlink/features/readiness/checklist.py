@@ -233,14 +233,19 @@ def reachable_item(system: System, answer: str | None, error: str | None) -> Ite
     if system.transport in ("amqp", "nats"):
         if answer is not None:
             return Item(name, PASSED, f"{system.name}: {answer} (nothing published)")
-        where = "the exchange (or queue)" if system.transport == "amqp" else "a stream"
+        variable: str | None = None
+        if system.amqp is not None:
+            where, variable = "the exchange (or queue)", system.amqp.url_env
+        else:
+            where = "a stream"
+            variable = system.nats.url_env if system.nats is not None else None
+        url = f"that {variable} is set where serve and worker run, " if variable else ""
         return Item(
             name,
             FAILED,
             f"{system.name}: {error or 'no answer'}",
             f"check that {system.name}'s {system.transport} broker is up and reachable from "
-            f"this host, that its URL variable is set where serve and worker run, and that "
-            f"{where} the flow publishes to exists",
+            f"this host, {url}and that {where} the flow publishes to exists",
         )
     if system.transport == "file":
         if answer is not None:
