@@ -7,7 +7,8 @@ windows and deadlines are tested without sleeping.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -39,3 +40,29 @@ class FakeClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def latest_scheduled(now: datetime, schedule: Sequence[time], tz: tzinfo) -> datetime | None:
+    """The most recent of ``schedule``'s times of day (in ``tz``) at or before ``now``."""
+    if not schedule:
+        return None
+    local = now.astimezone(tz)
+    for days in (0, 1):
+        day = local.date() - timedelta(days=days)
+        passed = [at for at in (datetime.combine(day, t, tz) for t in schedule) if at <= local]
+        if passed:
+            return max(passed)
+    return None
+
+
+def next_scheduled(now: datetime, schedule: Sequence[time], tz: tzinfo) -> datetime | None:
+    """The first of ``schedule``'s times of day (in ``tz``) after ``now``."""
+    if not schedule:
+        return None
+    local = now.astimezone(tz)
+    for days in (0, 1):
+        day = local.date() + timedelta(days=days)
+        coming = [at for at in (datetime.combine(day, t, tz) for t in schedule) if at > local]
+        if coming:
+            return min(coming)
+    return None

@@ -247,6 +247,8 @@ class SourceSettings(BaseModel):
     kind: Literal["outbox", "files", "api"]
     document: str | None = None
     interval: Duration = timedelta(seconds=5)
+    # Or times of day (in the source's timezone, else the topology's) to poll at instead.
+    schedule: list[str] = []
     rate: Rate | None = None  # rows per second at most
     batch: int = Field(default=1000, ge=1, le=50_000)
     # "Source behind" when more rows than this wait, or the oldest waits longer than this.
@@ -278,6 +280,13 @@ class SourceSettings(BaseModel):
             )
         return value
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_clock_time(entry)
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
@@ -302,6 +311,8 @@ class SourceSettings(BaseModel):
         missing = [k for k in needed[self.kind] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a {self.kind} source needs {' and '.join(missing)}")
+        if self.schedule and "interval" in self.model_fields_set:
+            raise ValueError("give a source an interval or a schedule, not both")
         if self.kind == "outbox":
             if self.cursor == "updated_at" and self.columns.updated_at is None:
                 raise ValueError("cursor: updated_at needs columns.updated_at (its column name)")

@@ -3,8 +3,10 @@ problems, done/ and failed/ folders, and a file dropped again taken once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,53 @@ def test_xlsx_and_ndjson_and_a_file_that_cannot_be_read(hub: Hub, tmp_path: Path
     assert hub.documents("X-1")[0].payload == {"付款单号": "X-1", "金额": 12.5}
     status = service.status()[0]
     assert (status["accepted"], status["refused"], status["behind"]) == (3, 3, 0)
+
+
+async def test_a_scheduled_source_polls_at_its_time_and_catches_up_a_missed_one(
+    write_topology: Callable[[str], Topology], tmp_path: Path, clock: FakeClock
+) -> None:
+    """``schedule: ["22:00"]`` in Asia/Shanghai: polled at 10:00 (the clock's start), the
+    source is not due until 22:00; the service, back at 23:30 after missing it, takes the
+    files at once, through every batch, and then waits for tomorrow's."""
+    (tmp_path / "contract.json").write_text(json.dumps(CONTRACT, ensure_ascii=False))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    text = TOPOLOGY.replace(
+        "        settle: 0s\n", '        settle: 0s\n        schedule: ["22:00"]\n'
+    )
+    hub = Hub(write_topology(text), clock=clock, features=FEATURES)
+    service = sources(hub)
+    try:
+        assert service.poll("month-end")["read"] == 0  # 10:00 local: polled, nothing there
+        assert service.due_now("month-end") is None
+        (drop / "a.csv").write_text("付款单号,金额\nFK-1,1.00\nFK-2,2.00\nFK-3,3.00\n")
+        # Not due: a loop started now leaves the file alone (one polling by its interval would
+        # take it at once).
+        stop = asyncio.Event()
+        loop = asyncio.create_task(service.loop(stop))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await loop
+        assert (drop / "a.csv").exists()
+        clock.advance(timedelta(hours=13, minutes=30))  # 23:30 local: 22:00 was missed
+        assert service.due_now("month-end") == datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(service.loop(stop))
+        try:
+            for _ in range(500):  # the loop's own progress, not a retry: at most 5 s
+                if (drop / "done" / "a.csv").exists() and service.due_now("month-end") is None:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await loop
+        assert (drop / "done" / "a.csv").exists()
+        assert (
+            hub.store.read_sync(
+                lambda conn: conn.exec_driver_sql("SELECT COUNT(*) FROM documents").scalar_one()
+            )
+            == 3
+        )  # batch 2: two polls
+        assert service.due_now("month-end") is None  # until 22:00 tomorrow
+    finally:
+        hub.store.close()

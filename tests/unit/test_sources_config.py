@@ -105,3 +105,25 @@ def test_source_names_are_global_and_types_must_flow() -> None:
         (("systems", "trading", "sources", "a", "document"),
          "unknown document type 'nope' (known: payment_order)"),
     ]  # fmt: skip
+
+
+def test_a_schedule_is_times_of_day_and_replaces_the_interval() -> None:
+    (message,) = errors("""
+        drop:
+          kind: files
+          path: drop
+          document: payment_order
+          schedule: ["02:00", "25:00"]
+        """)
+    assert message.startswith("t.yaml:9: systems.trading.sources.drop.schedule: ")
+    assert message.endswith("'25:00' is not a time of day")
+    (message,) = errors("""
+        drop:
+          kind: files
+          path: drop
+          document: payment_order
+          interval: 1m
+          schedule: ["02:00"]
+        """)
+    assert message.startswith("t.yaml:5: systems.trading.sources.drop: ")
+    assert message.endswith("give a source an interval or a schedule, not both")

@@ -5,24 +5,13 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from interlink.clock import latest_scheduled
 from interlink.config import parse_clock_time, parse_duration
 
 
 def latest_cut(now: datetime, schedule: list[str], tz: ZoneInfo) -> datetime | None:
     """The most recent scheduled cut (a time of day in ``tz``) at or before ``now``."""
-    if not schedule:
-        return None
-    local = now.astimezone(tz)
-    found: datetime | None = None
-    for days in (0, 1):
-        day = local.date() - timedelta(days=days)
-        for entry in schedule:
-            at = datetime.combine(day, parse_clock_time(entry), tz)
-            if at <= local and (found is None or at > found):
-                found = at
-        if found is not None:
-            break
-    return found
+    return latest_scheduled(now, [parse_clock_time(entry) for entry in schedule], tz)
 
 
 def result_due(sent_at: datetime, deadline: str, tz: ZoneInfo) -> datetime:

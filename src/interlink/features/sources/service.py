@@ -25,13 +25,15 @@ import re
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, tzinfo
+from datetime import time as dt_time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from interlink.config import SourceSettings, System
+from interlink.clock import latest_scheduled, next_scheduled
+from interlink.config import SourceSettings, System, parse_clock_time
 from interlink.errors import ConfigError, Conflict, InputError, InterlinkError, NotFound
 from interlink.features.sources import queries
 from interlink.features.sources.metrics import BEHIND, OLDEST, PAUSED, ROWS, UP, count_results
@@ -90,10 +92,7 @@ class Sources:
                 if settings.kind == "api":
                     reader = QueryApi(settings)
                 else:
-                    zone = self.hub.topology.tz
-                    if settings.timezone:
-                        zone = ZoneInfo(settings.timezone)
-                    reader = Outbox(settings, zone)
+                    reader = Outbox(settings, self._zone(settings))
                 self._readers[settings.name] = reader
             return reader
 
@@ -313,10 +312,28 @@ class Sources:
             await asyncio.to_thread(self.close)
 
     async def _run(self, name: str, stop: asyncio.Event) -> None:
-        _, settings = self.source(name)
+        system, settings = self.source(name)
+        times = [parse_clock_time(entry) for entry in settings.schedule]
+        zone = self._zone(settings)
+        # A scheduled source: the last of its times a poll was done for. One missed while the
+        # service was down is caught up at start; a source never polled waits for its first.
+        polled = await asyncio.to_thread(self._polled_at, name, system.name) if times else None
+        handled = polled or self.hub.clock.now()
+        more = False
+        slot: datetime | None = None  # the scheduled time being polled for, through its batches
         while not stop.is_set():
+            if times and not more:
+                now = self.hub.clock.now()
+                slot = due_slot(now, times, zone, handled)
+                if slot is None:
+                    coming = next_scheduled(now, times, zone)
+                    wait = (coming - now).total_seconds() if coming else 60.0
+                    # Looked at again at least every minute: the clock may be moved.
+                    await _until(stop, min(max(wait, 0.001), 60.0))
+                    continue
             delay = settings.interval.total_seconds()
             started = time.monotonic()
+            more = False
             try:
                 result = await asyncio.to_thread(self.poll, name)
             except Conflict:
@@ -325,14 +342,37 @@ class Sources:
                 log.exception("source %s: poll failed; trying again", name)
             else:
                 read = int(result.get("read", 0))
+                failed = bool(result.get("error") or result.get("paused"))
                 # More is waiting: a full batch, or files left in the drop folder.
-                more = result.get("behind") if settings.kind == "files" else read >= settings.batch
-                if more and not result.get("error"):
+                found = result.get("behind") if settings.kind == "files" else read >= settings.batch
+                more = bool(found) and not failed
+                if more:
                     delay = 0.0
+                elif slot is not None and not failed:
+                    # The scheduled time is done with: wait for the next one. A failed or
+                    # paused one is tried again after the interval.
+                    handled, delay = slot, 0.0
                 if settings.rate:
                     delay = max(delay, read / settings.rate - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(delay, 0.0) or 0.001)
+            await _until(stop, max(delay, 0.0) or 0.001)
+
+    def due_now(self, name: str) -> datetime | None:
+        """For a scheduled source, its time of day it has not been polled for yet (one that
+        passed since its last poll), else None; None for a source never polled, which waits
+        for its first time, and for one polled by interval."""
+        system, settings = self.source(name)
+        polled = self._polled_at(name, system.name)
+        if not settings.schedule or polled is None:
+            return None
+        times = [parse_clock_time(entry) for entry in settings.schedule]
+        return due_slot(self.hub.clock.now(), times, self._zone(settings), polled)
+
+    def _zone(self, settings: SourceSettings) -> tzinfo:
+        return ZoneInfo(settings.timezone) if settings.timezone else self.hub.topology.tz
+
+    def _polled_at(self, name: str, system: str) -> datetime | None:
+        polled: datetime | None = self._state(name, system).polled_at
+        return polled
 
     # -- reading and actions -------------------------------------------------------------------
 
@@ -443,6 +483,20 @@ class Sources:
         self.hub.store.write_sync(write)
         PAUSED.labels(name).set(1 if paused else 0)
         return {"source": name, "paused": paused}
+
+
+def due_slot(
+    now: datetime, times: list[dt_time], zone: tzinfo, handled: datetime
+) -> datetime | None:
+    """The scheduled time a source should poll for now: the latest of ``times`` at or before
+    ``now``, if no poll was done for it (``handled`` is the last that was); else None."""
+    latest = latest_scheduled(now, times, zone)
+    return latest if latest is not None and latest > handled else None
+
+
+async def _until(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def _lagging(
