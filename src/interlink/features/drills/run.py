@@ -400,7 +400,8 @@ async def rehearse(
         zone = ZoneInfo(settings.timezone) if settings.timezone else topology.tz
         outbox = DrillOutbox(drill.outbox.database_env, settings, zone)
         await asyncio.to_thread(outbox.create)
-        changes: dict[str, Any] = {"interval": drill.outbox.interval}
+        # The drill's pace, not the source's: a scheduled source is polled by interval too.
+        changes: dict[str, Any] = {"interval": drill.outbox.interval, "schedule": []}
         if drill.outbox.batch is not None:
             changes["batch"] = drill.outbox.batch
         if drill.outbox.settle is not None:
