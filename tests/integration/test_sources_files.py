@@ -190,5 +190,7 @@ async def test_a_scheduled_source_polls_at_its_time_and_catches_up_a_missed_one(
             == 3
         )  # batch 2: two polls
         assert service.due_now("month-end") is None  # until 22:00 tomorrow
+        [row] = service.status()
+        assert (row["schedule"], row["next_poll_at"]) == (["22:00"], "2026-01-06T14:00:00+00:00")
     finally:
         hub.store.close()

@@ -59,6 +59,8 @@ def listing(ctx: typer.Context, config: ConfigOption = None, json_: JsonOption =
                   "problems", "cursor")  # fmt: skip
     for s in found:
         state = "paused" if s["paused"] else ("unreachable" if s["error"] else "running")
+        if s["schedule"] and not s["paused"]:
+            state += f" (at {', '.join(s['schedule'])})"
         if s["behind_since"] and not s["paused"]:
             state += ", behind"
         table.add_row(

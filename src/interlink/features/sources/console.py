@@ -77,6 +77,8 @@ def sources_page(
     for item in items:
         item["age_text"] = age_text(ctx, item["oldest_unread_age"])
         item["kind_text"] = ctx.t(KINDS[item["kind"]]) if item["kind"] in KINDS else item["kind"]
+        if item["schedule"]:  # times of day, the same in every language
+            item["kind_text"] += " · " + ", ".join(item["schedule"])
     problems = svc.problems(source or None, PAGE, before)
     for problem in problems:
         row = problem["row"]

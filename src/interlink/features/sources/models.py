@@ -19,6 +19,8 @@ class Source(Answer):
     kind: str = Field(description="outbox, api or files")
     document: str
     interval: float = Field(description="seconds between polls")
+    schedule: list[str] = Field(description="times of day it is polled at instead, if any")
+    next_poll_at: str | None = Field(description="a scheduled source's next time (UTC)")
     paused: bool
     paused_by: str | None
     cursor: Any = Field(description="where reading goes on: an id, or [updated_at, id]")

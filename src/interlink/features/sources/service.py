@@ -25,7 +25,7 @@ import re
 import sys
 import threading
 import time
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from datetime import time as dt_time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -367,6 +367,12 @@ class Sources:
         times = [parse_clock_time(entry) for entry in settings.schedule]
         return due_slot(self.hub.clock.now(), times, self._zone(settings), polled)
 
+    def _next_poll(self, settings: SourceSettings, now: datetime) -> str | None:
+        """A scheduled source's next time of day, in UTC; None for one polled by interval."""
+        times = [parse_clock_time(entry) for entry in settings.schedule]
+        coming = next_scheduled(now, times, self._zone(settings))
+        return coming.astimezone(UTC).isoformat() if coming is not None else None
+
     def _zone(self, settings: SourceSettings) -> tzinfo:
         return ZoneInfo(settings.timezone) if settings.timezone else self.hub.topology.tz
 
@@ -394,6 +400,8 @@ class Sources:
                     "kind": s.kind,
                     "document": s.document,
                     "interval": s.interval.total_seconds(),
+                    "schedule": list(s.schedule),
+                    "next_poll_at": self._next_poll(s, now),
                     "paused": bool(st.paused) if st is not None else False,
                     "paused_by": st.paused_by if st is not None else None,
                     "cursor": json.loads(st.cursor) if st is not None and st.cursor else None,
