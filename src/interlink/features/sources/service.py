@@ -296,8 +296,8 @@ class Sources:
     # -- the loop ------------------------------------------------------------------------------
 
     async def loop(self, stop: asyncio.Event) -> None:
-        """Poll every source on its interval (at once again after a full batch, within its
-        rate) until ``stop`` is set."""
+        """Poll every source on its interval or at its scheduled times (at once again after a
+        full batch, within its rate) until ``stop`` is set."""
         # A poll runs in a thread that cancelling its task would not stop: each source ends
         # after its poll in hand, and only then are the readers closed. Cancelled before,
         # a poll still running would open its reader again after the close, and that
