@@ -58,7 +58,7 @@ BROKERS = {
 DRILL = """\
 name: the ledger's broker goes down mid-run
 flows: [trading-ledger]
-rate: 40/s
+rate: 30/s
 brokers:
   ledger: {broker_env: DRILL_BROKER_URL}
 documents:
@@ -66,8 +66,8 @@ documents:
   - {type: payment_order, count: 12, payload: {order_no: "L{n}", amount: "{n}.50"}}
 faults:
   ledger:
-    - {fault: slow, at: 0s, for: 0.3s, latency: 20ms}
-    - {fault: down, at: 0.3s, for: 0.5s}
+    - {fault: slow, at: 0s, for: 0.5s, latency: 20ms}
+    - {fault: down, at: 0.5s, for: 0.5s}
 overrides:
   engine: {circuit_threshold: 2, probe_interval: 150ms, probe_max: 300ms}
   flows:
@@ -127,7 +127,7 @@ async def test_an_amqp_broker_that_never_comes_back_fails_the_drill(
     url = reachable("INTERLINK_TEST_AMQP_URL", AMQP_DEFAULT)
     monkeypatch.setenv("DRILL_BROKER_URL", url)
     drill = DRILL.replace("{duplicates}", "3").replace(
-        "{fault: down, at: 0.3s, for: 0.5s}", "{fault: down, at: 0.3s}"
+        "{fault: down, at: 0.5s, for: 0.5s}", "{fault: down, at: 0.5s}"
     )
     drill = drill.replace("time_limit: 8s", "time_limit: 1.5s")
     spec, topology = make(tmp_path, write_topology, "amqp", drill)
@@ -181,7 +181,7 @@ def test_a_broker_target_needs_a_scratch_broker_and_plays_only_down_and_slow(
     tmp_path: Path, write_topology: Callable[[str], Topology]
 ) -> None:
     drill = DRILL.replace("{duplicates}", "0").replace(
-        "{fault: down, at: 0.3s, for: 0.5s}", "{fault: error, at: 0.3s}"
+        "{fault: down, at: 0.5s, for: 0.5s}", "{fault: error, at: 0.5s}"
     )
     spec, topology = make(tmp_path, write_topology, "amqp", drill)
     with pytest.raises(ConfigError) as caught:
