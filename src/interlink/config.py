@@ -331,6 +331,11 @@ class SourceSettings(BaseModel):
         """The source's name: its key under ``sources:``."""
         return self._name
 
+    @property
+    def times(self) -> list[time]:
+        """``schedule`` as times of day (checked when the topology was read)."""
+        return [parse_clock_time(entry) for entry in self.schedule]
+
 
 def _name_sources(
     value: dict[str, SourceSettings], info: ValidationInfo

@@ -163,20 +163,7 @@ class AmqpTransport:
         connection = self._connection
         if connection is None or not self._connected():
             await self._close_connection()
-            url = os.environ.get(self.url_env)
-            if not url:
-                raise TransportError(
-                    "local", f"AMQP {self.system}: {self.url_env} is not set (the broker URL)"
-                )
-            # Made, then connected, so that a connect that fails is closed here: left to the
-            # garbage collector it warns, on whatever thread frees it, of a close never awaited.
-            connection = aio_pika.Connection(aio_pika.connection.make_url(url))
-            try:
-                await connection.connect(timeout=timeout)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await connection.close()
-                raise
+            connection = await connect(self.system, self.url_env, timeout)
             self._connection = connection
         # Exchanges are not declared: they are the broker owner's. Publishing to one that
         # does not exist closes the channel with 404, which is the answer.
@@ -216,6 +203,24 @@ class AmqpTransport:
             # Closing what is already broken may fail too; it is gone either way.
             with contextlib.suppress(Exception):
                 await connection.close()
+
+
+async def connect(system: str, url_env: str, timeout: float) -> AbstractConnection:
+    """A connection to ``system``'s broker at the URL in ``url_env``, within ``timeout``
+    seconds; the transport's and readiness's."""
+    url = os.environ.get(url_env)
+    if not url:
+        raise TransportError("local", f"AMQP {system}: {url_env} is not set (the broker URL)")
+    # Made, then connected, so that a connect that fails is closed here: left to the garbage
+    # collector it warns, on whatever thread frees it, of a close never awaited.
+    connection = aio_pika.Connection(aio_pika.connection.make_url(url))
+    try:
+        await connection.connect(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        raise
+    return connection
 
 
 def _headers(request: Request) -> dict[str, str]:

@@ -17,13 +17,13 @@ import contextlib
 import os
 from collections.abc import Sequence
 
-import aio_pika
 import aiormq
 import nats.errors
 import nats.js.errors
 
 from interlink.config import Flow, System, address_parts, broker_address
 from interlink.errors import ConfigError, TransportError
+from interlink.transports.amqp import connect as amqp_connect
 from interlink.transports.jetstream import connect as nats_connect
 
 Probe = tuple[str | None, str | None]
@@ -36,6 +36,9 @@ async def probe_broker(system: System, flows: Sequence[Flow]) -> Probe:
         places = [address_parts(broker_address(system, flow)) for flow in flows]
     except ConfigError as error:
         return None, "; ".join(error.problems)
+    variable = system.amqp.url_env if system.amqp else system.nats.url_env if system.nats else None
+    if variable is not None and not os.environ.get(variable):
+        return None, f"{variable} is not set (the broker URL)"
     try:
         if system.transport == "amqp":
             return await asyncio.wait_for(_amqp(system, places, timeout), timeout)
@@ -52,12 +55,8 @@ async def probe_broker(system: System, flows: Sequence[Flow]) -> Probe:
 
 async def _amqp(system: System, places: list[list[str]], timeout: float) -> Probe:
     assert system.amqp is not None, "a broker system has its settings (config)"
-    url = os.environ.get(system.amqp.url_env)
-    if not url:
-        return None, f"{system.amqp.url_env} is not set (the broker URL)"
-    connection = aio_pika.Connection(aio_pika.connection.make_url(url))
+    connection = await amqp_connect(system.name, system.amqp.url_env, timeout)
     try:
-        await connection.connect(timeout=timeout)
         found = []
         for exchange, key in sorted({(p[0], p[1]) for p in places}):
             # A passive declare that finds nothing closes the channel: one channel each.

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from interlink.clock import latest_scheduled, next_scheduled
-from interlink.config import SourceSettings, System, parse_clock_time
+from interlink.config import SourceSettings, System
 from interlink.errors import ConfigError, Conflict, InputError, InterlinkError, NotFound
 from interlink.features.sources import queries
 from interlink.features.sources.metrics import BEHIND, OLDEST, PAUSED, ROWS, UP, count_results
@@ -313,7 +313,7 @@ class Sources:
 
     async def _run(self, name: str, stop: asyncio.Event) -> None:
         system, settings = self.source(name)
-        times = [parse_clock_time(entry) for entry in settings.schedule]
+        times = settings.times
         zone = self._zone(settings)
         # A scheduled source: the last of its times a poll was done for. One missed while the
         # service was down is caught up at start; a source never polled waits for its first.
@@ -364,13 +364,11 @@ class Sources:
         polled = self._polled_at(name, system.name)
         if not settings.schedule or polled is None:
             return None
-        times = [parse_clock_time(entry) for entry in settings.schedule]
-        return due_slot(self.hub.clock.now(), times, self._zone(settings), polled)
+        return due_slot(self.hub.clock.now(), settings.times, self._zone(settings), polled)
 
     def _next_poll(self, settings: SourceSettings, now: datetime) -> str | None:
         """A scheduled source's next time of day, in UTC; None for one polled by interval."""
-        times = [parse_clock_time(entry) for entry in settings.schedule]
-        coming = next_scheduled(now, times, self._zone(settings))
+        coming = next_scheduled(now, settings.times, self._zone(settings))
         return coming.astimezone(UTC).isoformat() if coming is not None else None
 
     def _zone(self, settings: SourceSettings) -> tzinfo:
